@@ -1,0 +1,100 @@
+"""The plugin interface: what an extractor and a matcher must offer.
+
+Plugins need not inherit from anything: they satisfy these Protocols structurally.
+Hyper-parameters are explicit keyword arguments of ``__init__``, stored unchanged as
+attributes of the same name (as in scikit-learn), so :func:`get_params` can read them
+back and the harness can record them with every result.
+
+An extractor signals a failure to enrol by raising :class:`FailureToEnrol` (any other
+exception is also recorded as a failure, with its traceback). A matcher returns a
+similarity score for two templates; ``higher_is_better`` says which way it points.
+"""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Protocol, Sequence, runtime_checkable
+
+import numpy as np
+
+from bench.template import Template
+
+
+class FailureToEnrol(Exception):
+    """The extractor could not make a usable template from this image."""
+
+
+class ComparisonFailed(Exception):
+    """The matcher could not compare these two templates."""
+
+
+@runtime_checkable
+class Extractor(Protocol):
+    """Turns a grayscale image into a minutiae template.
+
+    Attributes:
+        version: version string of the algorithm (recorded; part of the cache key).
+        template_format: name of the native format its templates carry
+            (``"minutiae"`` when they carry standard minutiae only).
+    """
+
+    version: str
+    template_format: str
+
+    def extract(self, image: np.ndarray, dpi: float) -> Template:
+        """``image`` is a 2-D uint8 array (0 = black), ``dpi`` its resolution."""
+        ...
+
+
+# Optional hooks the runner uses when a plugin has them:
+#   Extractor.warm_up(dpi) -- one-time set-up (model loading), called in each worker
+#       before any timed call, so per-image timings measure extraction only.
+#   Matcher.compare_many(probe, gallery) -- see BatchMatcher.
+#   check_available() (static) -- returns "" or the reason the plugin cannot run here.
+
+
+@runtime_checkable
+class Matcher(Protocol):
+    """Compares two templates and returns a similarity score.
+
+    Attributes:
+        version: version string of the algorithm.
+        higher_is_better: True when a higher score means more similar.
+        accepted_formats: template formats it can compare; ``"minutiae"`` means any
+            template with standard minutiae.
+    """
+
+    version: str
+    higher_is_better: bool
+    accepted_formats: tuple[str, ...]
+
+    def compare(self, probe: Template, reference: Template) -> float:
+        ...
+
+
+@runtime_checkable
+class BatchMatcher(Matcher, Protocol):
+    """A matcher that also compares one probe with many references at once."""
+
+    def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
+        ...
+
+
+def get_params(plugin: Any) -> dict[str, Any]:
+    """The plugin's hyper-parameters, read from its ``__init__`` signature."""
+    params: dict[str, Any] = {}
+    try:
+        sig = inspect.signature(type(plugin).__init__)
+    except (TypeError, ValueError):
+        return params
+    for name, p in sig.parameters.items():
+        if name == "self" or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        params[name] = getattr(plugin, name, p.default)
+    return params
+
+
+def accepts(matcher: Matcher, template_format: str) -> bool:
+    """Can ``matcher`` compare templates of this format?"""
+    formats = tuple(getattr(matcher, "accepted_formats", ()))
+    return template_format in formats or "minutiae" in formats

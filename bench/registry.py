@@ -1,0 +1,131 @@
+"""Plugin discovery through entry points, loaded lazily.
+
+Built-in extractors and matchers are registered in ``pyproject.toml`` under the groups
+``fingerbench.extractors`` and ``fingerbench.matchers``, exactly like a third-party
+package would register its own, so there is one code path. Listing plugins imports
+nothing heavy; a plugin's module is imported only when it is used (or when its
+availability is checked), and an import failure is reported as "unavailable" with the
+reason rather than raised.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib.metadata as md
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+GROUPS = {
+    "extractor": "fingerbench.extractors",
+    "matcher": "fingerbench.matchers",
+}
+
+
+class PluginError(LookupError):
+    """Unknown, duplicated or unloadable plugin."""
+
+
+@dataclass(frozen=True)
+class PluginEntry:
+    kind: str
+    name: str
+    target: str  # "module:attr"
+    distribution: str | None
+    _ep: md.EntryPoint
+
+    def load(self) -> Any:
+        """Import and return the plugin class (or factory)."""
+        try:
+            return self._ep.load()
+        except Exception as exc:  # ImportError or anything the module raises
+            raise PluginError(
+                f"{self.kind} '{self.name}' cannot be loaded from {self.target}: "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
+
+    def availability(self) -> tuple[bool, str]:
+        """(True, "") or (False, reason); never raises."""
+        try:
+            cls = self.load()
+        except PluginError as exc:
+            cause = exc.__cause__
+            if isinstance(cause, ModuleNotFoundError) and cause.name:
+                own = self.target.split(":")[0]
+                if own == cause.name or own.startswith(cause.name + "."):
+                    return False, f"module {own} is not installed"
+                return False, f"missing package '{cause.name}' (install the extra that provides it)"
+            return False, str(exc)
+        check = getattr(cls, "check_available", None)
+        if callable(check):
+            try:
+                reason = check()
+            except Exception as exc:
+                return False, f"availability check failed: {exc}"
+            if reason:
+                return False, str(reason)
+        return True, ""
+
+
+def _entries(kind: str) -> dict[str, PluginEntry]:
+    group = GROUPS[kind]
+    found: dict[str, PluginEntry] = {}
+    for ep in md.entry_points(group=group):
+        dist = getattr(getattr(ep, "dist", None), "name", None)
+        if ep.name in found and found[ep.name].target != ep.value:
+            raise PluginError(
+                f"two packages register the {kind} '{ep.name}': "
+                f"{found[ep.name].target} ({found[ep.name].distribution}) and {ep.value} ({dist})"
+            )
+        found[ep.name] = PluginEntry(kind, ep.name, ep.value, dist, ep)
+    return found
+
+
+def names(kind: str) -> list[str]:
+    return sorted(_entries(kind))
+
+
+def entry(kind: str, name: str) -> PluginEntry:
+    entries = _entries(kind)
+    if name in entries:
+        return entries[name]
+    msg = f"unknown {kind} '{name}'"
+    close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
+    if close:
+        msg += f"; did you mean {', '.join(repr(c) for c in close)}?"
+    elif entries:
+        msg += f"; known: {', '.join(sorted(entries))}"
+    else:
+        msg += f"; no {kind} is registered (is the package installed with 'pip install -e .'?)"
+    raise PluginError(msg)
+
+
+def create(kind: str, name: str, params: dict[str, Any] | None = None) -> Any:
+    """Instantiate the plugin ``name`` with keyword parameters ``params``."""
+    e = entry(kind, name)
+    ok, reason = e.availability()
+    if not ok:
+        raise PluginError(f"{kind} '{name}' is unavailable: {reason}")
+    cls = e.load()
+    try:
+        return cls(**(params or {}))
+    except TypeError as exc:
+        raise PluginError(f"{kind} '{name}': bad parameters {params}: {exc}") from exc
+
+
+def parse_params(items: list[str] | None) -> dict[str, Any]:
+    """Parse ``key=value`` strings; values are read as JSON when they parse as JSON."""
+    import json
+
+    out: dict[str, Any] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise PluginError(f"parameter '{item}' is not of the form key=value")
+        key, value = item.split("=", 1)
+        try:
+            out[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            out[key.strip()] = value
+    return out

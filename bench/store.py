@@ -1,0 +1,157 @@
+"""The run directory: raw records on disk, in open formats, safe to interrupt.
+
+Layout of a run directory::
+
+    manifest.json     what produced the run (schema version, dataset and file digests,
+                      protocol, plugins with versions and parameters, environment)
+    pairs.csv         the protocol's pair list (probe, reference, genuine)
+    problems.json     what was wrong with the dataset when it was opened
+    extractions.csv   one row per image: status, error, minutiae count, seconds
+    scores.csv        one row per comparison: ids, subjects, genuine, score, status, seconds
+    metrics.json      derived from the two CSV files; recomputed by ``fingerbench metrics``
+
+Rows are appended and flushed as they are produced. A process killed mid-write can leave
+at most one partial line at the end of a CSV file; opening the run drops it, so a restart
+recomputes only that item.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+SCHEMA_VERSION = 1
+
+EXTRACTION_FIELDS = [
+    "sample", "subject", "impression", "file", "status", "error",
+    "n_minutiae", "template_bytes", "seconds",
+]
+SCORE_FIELDS = [
+    "probe", "reference", "probe_subject", "reference_subject", "genuine",
+    "score", "status", "error", "seconds",
+]
+
+#: Extraction statuses. Anything but "ok" is a failure to enrol (FTE).
+EXTRACTION_OK = "ok"
+#: Comparison statuses: "ok"; "enrol_failed" (a side has no template: the FVC ghost
+#: template rule applies, no matcher call); "failed", "timeout", "crash" (the comparison
+#: itself failed: REJ_NGRA / REJ_NIRA).
+COMPARISON_OK = "ok"
+ENROL_FAILED = "enrol_failed"
+
+
+class RunDirError(Exception):
+    """A run directory is missing, incomplete or inconsistent."""
+
+
+def write_json(path: Path, data: Any) -> None:
+    path = Path(path)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
+    tmp.replace(path)
+
+
+def read_json(path: Path) -> Any:
+    try:
+        return json.loads(Path(path).read_text())
+    except FileNotFoundError as exc:
+        raise RunDirError(f"{path}: missing") from exc
+    except json.JSONDecodeError as exc:
+        raise RunDirError(f"{path}: not valid JSON ({exc})") from exc
+
+
+def one_line(text: str, limit: int = 2000) -> str:
+    """Make an error message safe for a single CSV cell."""
+    text = " | ".join(part.strip() for part in str(text).splitlines() if part.strip())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _repair_tail(path: Path) -> None:
+    """Drop a partial last line left by a process killed while writing."""
+    if not path.exists():
+        return
+    size = path.stat().st_size
+    if size == 0:
+        return
+    with open(path, "rb+") as f:
+        f.seek(-1, os.SEEK_END)
+        if f.read(1) == b"\n":
+            return
+        f.seek(0)
+        data = f.read()
+        f.seek(0)
+        f.truncate(data.rfind(b"\n") + 1)
+
+
+class CsvLog:
+    """An append-only CSV file with a fixed header."""
+
+    def __init__(self, path: Path, fields: list[str]) -> None:
+        self.path = Path(path)
+        self.fields = fields
+        _repair_tail(self.path)
+        if self.path.exists() and self.path.stat().st_size > 0:
+            with open(self.path, newline="") as f:
+                header = next(csv.reader(f), None)
+            if header != fields:
+                raise RunDirError(
+                    f"{self.path}: unexpected columns {header}; expected {fields} "
+                    f"(written by another version? use --force to recompute)"
+                )
+        else:
+            with open(self.path, "w", newline="") as f:
+                csv.writer(f).writerow(fields)
+
+    def rows(self) -> list[dict[str, str]]:
+        with open(self.path, newline="") as f:
+            return list(csv.DictReader(f))
+
+    def append(self, rows: Iterable[dict[str, Any]]) -> None:
+        rows = list(rows)
+        if not rows:
+            return
+        import io
+
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=self.fields, extrasaction="raise", lineterminator="\n")
+        for r in rows:
+            w.writerow({k: ("" if r.get(k) is None else r.get(k)) for k in self.fields})
+        with open(self.path, "a", newline="") as f:
+            f.write(buf.getvalue())
+            f.flush()
+
+
+class RunDir:
+    def __init__(self, path: Path) -> None:
+        self.path = Path(path)
+
+    manifest = property(lambda self: self.path / "manifest.json")
+    pairs = property(lambda self: self.path / "pairs.csv")
+    problems = property(lambda self: self.path / "problems.json")
+    extractions = property(lambda self: self.path / "extractions.csv")
+    scores = property(lambda self: self.path / "scores.csv")
+    metrics = property(lambda self: self.path / "metrics.json")
+
+    def exists(self) -> bool:
+        return self.manifest.exists()
+
+    def read_manifest(self) -> dict[str, Any]:
+        m = read_json(self.manifest)
+        version = m.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise RunDirError(
+                f"{self.manifest}: schema version {version!r}, this FingerBench reads "
+                f"version {SCHEMA_VERSION}"
+            )
+        return m
+
+    def check_complete(self) -> None:
+        """Raise RunDirError naming what is missing for metrics to be computed."""
+        if not self.path.is_dir():
+            raise RunDirError(f"{self.path}: not a directory")
+        for p in (self.manifest, self.pairs, self.extractions, self.scores):
+            if not p.exists():
+                raise RunDirError(f"{self.path}: {p.name} is missing (not a run directory, or the run never started)")

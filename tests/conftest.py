@@ -1,0 +1,30 @@
+"""Shared fixtures: where the real data lies, and small datasets built from it."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("FINGERBENCH_TEST_DATA") or PROJECT_ROOT.parent / "shared" / "datasets")
+DUMMY = Path(__file__).resolve().parent / "dummy_plugins.py"
+
+
+def dummy(name: str) -> str:
+    """Plugin target of a test plugin, loadable in any worker process."""
+    return f"{DUMMY}:{name}"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"real test data not found at {SHARED_DATA} (set FINGERBENCH_TEST_DATA)")
+    return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path_factory, monkeypatch):
+    """Never write templates to the user's cache from tests."""
+    monkeypatch.setenv("FINGERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))

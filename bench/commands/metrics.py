@@ -1,0 +1,37 @@
+"""``fingerbench metrics``: recompute metrics from stored records."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+from pathlib import Path
+
+from bench.commands.summary import format_summary
+
+log = logging.getLogger("fingerbench")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser("metrics", help="recompute metrics from stored scores",
+                       description="Recompute metrics.json of run directories from their stored "
+                                   "extraction and score records, without running any plugin.")
+    p.add_argument("runs", nargs="+", type=Path, help="run directories")
+    p.add_argument("--json", action="store_true", help="print the metrics as JSON")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench.evaluate import evaluate_run
+    from bench.store import RunDirError
+
+    status = 0
+    for run in args.runs:
+        try:
+            m = evaluate_run(run)
+        except RunDirError as exc:
+            log.error("%s", exc)
+            status = 1
+            continue
+        print(json.dumps(m, indent=2) if args.json else f"{run}: {format_summary(m)}")
+    return status

@@ -1,0 +1,93 @@
+"""``fingerbench run``: run extractors and matchers on a dataset under a protocol."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from pathlib import Path
+
+from bench.commands.summary import format_summary
+
+log = logging.getLogger("fingerbench")
+
+
+def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = sub.add_parser(
+        "run", help="run extractors and matchers on a dataset under a protocol",
+        description="Extract a template from every image the protocol needs (cached per image, "
+                    "extractor, version and parameters), compare every pair, store raw records and "
+                    "metrics in a run directory. Interrupted runs resume where they stopped.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--dataset", "-d", required=True, help="dataset name (see 'fingerbench list datasets')")
+    p.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
+    p.add_argument("--data-root", type=Path,
+                   help="folder that holds datasets in their default sub-folders "
+                        "(default: the FINGERBENCH_DATA environment variable)")
+    p.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[],
+                   help="dataset parameter (for 'folder': pattern=REGEX, dpi=500)")
+    p.add_argument("--protocol", "-p", default="fvc",
+                   help="protocol name, or a CSV pair file with columns probe,reference[,genuine]")
+    p.add_argument("--protocol-param", action="append", metavar="KEY=VALUE", default=[],
+                   help="protocol parameter")
+    p.add_argument("--extractor", "-e", action="append", required=True,
+                   help="extractor name, or module:Class, or path/file.py:Class (repeat for several)")
+    p.add_argument("--matcher", "-m", action="append", required=True,
+                   help="matcher name, or module:Class, or path/file.py:Class (repeat for several)")
+    p.add_argument("--extractor-param", action="append", metavar="KEY=VALUE", default=[],
+                   help="parameter passed to every extractor")
+    p.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[],
+                   help="parameter passed to every matcher")
+    p.add_argument("--out", "-o", type=Path, default=Path("runs"),
+                   help="results folder; each run goes to OUT/DATASET/PROTOCOL/EXTRACTOR+MATCHER")
+    p.add_argument("--cache-dir", type=Path, default=None,
+                   help="template cache (default: $FINGERBENCH_CACHE or ~/.cache/fingerbench)")
+    p.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (0 = all cores)")
+    p.add_argument("--extract-timeout", type=float, default=60.0, help="seconds allowed per image")
+    p.add_argument("--compare-timeout", type=float, default=10.0, help="seconds allowed per comparison")
+    p.add_argument("--chunk-size", type=int, default=64, help="comparisons sent to a worker at once")
+    p.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
+    p.add_argument("--retry-failed", action="store_true", help="recompute failed extractions and comparisons")
+    p.add_argument("--report", action="store_true", help="write the report into each run directory")
+    return p
+
+
+def _safe(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench import datasets, protocols, registry
+    from bench.runner import PluginSpec, RunConfig, default_cache_dir, run_benchmark
+
+    ds_params = registry.parse_params(args.dataset_param)
+    dataset = datasets.open_dataset(args.dataset, root=args.dataset_path, data_root=args.data_root, **ds_params)
+    for problem in dataset.problems:
+        log.warning("dataset %s: %s", dataset.name, problem)
+    pairs = protocols.build(args.protocol, dataset, **registry.parse_params(args.protocol_param))
+    log.info("dataset %s: %d samples; protocol %s: %d genuine, %d impostor pairs",
+             dataset.name, len(dataset.samples), pairs.protocol, pairs.n_genuine, pairs.n_impostor)
+    ext_params = registry.parse_params(args.extractor_param)
+    mat_params = registry.parse_params(args.matcher_param)
+    extractors = [PluginSpec.resolve("extractor", e, ext_params) for e in args.extractor]
+    matchers = [PluginSpec.resolve("matcher", m, mat_params) for m in args.matcher]
+    cache = args.cache_dir or default_cache_dir()
+    status = 0
+    for ext in extractors:
+        for mat in matchers:
+            out = args.out / dataset.name / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
+            cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
+                            compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,
+                            force=args.force, retry_failed=args.retry_failed)
+            try:
+                summary = run_benchmark(dataset, pairs, cfg)
+            except registry.PluginError as exc:
+                log.error("%s", exc)
+                status = 1
+                continue
+            print(f"{out}: {format_summary(summary.metrics)}")
+            if args.report:
+                from bench.report import write_report
+
+                write_report([out], out)
+    return status

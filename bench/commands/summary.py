@@ -1,0 +1,30 @@
+"""One-line summaries of a run's metrics for the terminal."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _pct(x: Any) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f}%"
+
+
+def format_summary(m: dict[str, Any]) -> str:
+    acc = m["accuracy"]
+    sp = m["speed"]
+    op = acc["operating_points"]
+
+    def point(key: str) -> str:
+        v = op.get(key, {})
+        return _pct(v.get("value")) if v.get("value") is not None else "unresolvable"
+
+    ext_ms = sp["extraction_ms"].get("median")
+    cps = sp.get("comparisons_per_second_per_core")
+    return (
+        f"EER {_pct(acc['eer'])} [{_pct(acc['eer_low'])}, {_pct(acc['eer_high'])}] "
+        f"FMR100 {point('fmr100')} FMR1000 {point('fmr1000')} ZeroFMR {point('zero_fmr')} "
+        f"(genuine {acc['n_genuine']}, impostor {acc['n_impostor']}, "
+        f"REJ_ENROLL {m['enrolment']['rej_enroll']}); "
+        f"extraction {'n/a' if ext_ms is None else f'{ext_ms:.1f} ms'} median, "
+        f"{'n/a' if cps is None else f'{cps:,.0f}'} comparisons/s/core"
+    )

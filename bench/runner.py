@@ -143,6 +143,19 @@ def extractor_key(desc: dict[str, Any]) -> str:
     return f"{desc['name']}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 
+def cached_template_path(manifest: dict[str, Any], sample_id: str) -> Path | None:
+    """Where the run's template of ``sample_id`` is cached, or None if it is not there.
+
+    Reports use this to draw minutiae; the cache may have been cleared since the run.
+    """
+    digest = manifest.get("dataset", {}).get("files_sha256", {}).get(sample_id)
+    cache_dir = manifest.get("settings", {}).get("cache_dir")
+    if not digest or not cache_dir:
+        return None
+    path = Path(cache_dir) / "templates" / extractor_key(manifest["extractor"]) / f"{digest}.npz"
+    return path if path.is_file() else None
+
+
 # ------------------------------------------------------------ worker-side handlers
 def _setup_extractor(spec: PluginSpec, dpis: tuple[float, ...] = ()) -> Any:
     extractor = spec.build()
@@ -332,7 +345,7 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
     done = {r["sample"]: r for r in ext_log.rows()}
     if config.retry_failed:
         done = {k: v for k, v in done.items() if v["status"] == EXTRACTION_OK}
-    tdir = config.cache_dir / "templates" / extractor_key(ext_desc)
+    tdir = config.cache_dir / "templates" / extractor_key(ext_desc)  # see cached_template_path
     tdir.mkdir(parents=True, exist_ok=True)
 
     def cache_paths(sid: str) -> tuple[Path, Path]:

@@ -157,3 +157,15 @@ def test_incomplete_run_is_reported(fvc_copy, tmp_path):
     (summary.run_dir / "pairs.csv").unlink()
     with pytest.raises(RunDirError, match="pairs.csv is missing"):
         evaluate_run(summary.run_dir)
+
+
+def test_cached_template_path_finds_the_runs_templates(fvc_copy, tmp_path):
+    from bench.runner import cached_template_path
+    from bench.template import Template
+
+    ds = folder_dataset(fvc_copy)
+    summary = run_benchmark(ds, protocols.fvc(ds), config(tmp_path))
+    manifest = json.loads((summary.run_dir / "manifest.json").read_text())
+    path = cached_template_path(manifest, "101_1")
+    assert path is not None and len(Template.load(path)) == 20
+    assert cached_template_path(manifest, "no_such_sample") is None

@@ -49,6 +49,7 @@ class Extractor(Protocol):
 # Optional hooks the runner uses when a plugin has them:
 #   Extractor.warm_up(dpi) -- one-time set-up (model loading), called in each worker
 #       before any timed call, so per-image timings measure extraction only.
+#   Matcher.warm_up() -- the same for a matcher.
 #   Matcher.compare_many(probe, gallery) -- see BatchMatcher.
 #   check_available() (static) -- returns "" or the reason the plugin cannot run here.
 

@@ -201,7 +201,14 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
 
 
 def _setup_matcher(spec: PluginSpec) -> dict[str, Any]:
-    return {"matcher": spec.build(), "templates": OrderedDict()}
+    matcher = spec.build()
+    warm_up = getattr(matcher, "warm_up", None)
+    if callable(warm_up):
+        try:
+            warm_up()
+        except Exception as exc:
+            log.warning("warm-up of %s failed: %s", spec.name, exc)
+    return {"matcher": matcher, "templates": OrderedDict()}
 
 
 def _load_template(state: dict[str, Any], path: str) -> Template:

@@ -1,4 +1,4 @@
-"""``fingerbench report``: a Markdown summary and DET plot of runs."""
+"""``fingerbench report``: an HTML report (plus Markdown, CSV and JSON) of one or more runs."""
 
 from __future__ import annotations
 
@@ -9,13 +9,33 @@ from pathlib import Path
 log = logging.getLogger("fingerbench")
 
 
+def _non_negative(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
+    return value
+
+
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    p = sub.add_parser("report", help="write a Markdown summary and a DET plot",
-                       description="Write report.md and det.png for one run, or a side-by-side "
-                                   "summary and overlaid DET curves for several runs.")
+    p = sub.add_parser(
+        "report", help="write an HTML report (and Markdown, CSV, JSON) of runs",
+        description="Write report.html (self-contained, works offline), report.md, summary.json, "
+                    "indicators.csv and speed.csv for one run, or for several runs side by side "
+                    "(algorithms x datasets). Runs on different datasets or protocols get separate "
+                    "sections; their curves are never overlaid.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
     p.add_argument("--out", "-o", type=Path, default=None,
                    help="output folder (default: the run directory for one run, ./report for several)")
+    p.add_argument("--bootstrap", type=_non_negative, default=1000, metavar="N",
+                   help="subject-bootstrap replicates for the confidence intervals (0: no intervals)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    p.add_argument("--worst", type=_non_negative, default=3, metavar="K",
+                   help="worst errors shown per run and kind (0: none)")
     return p
 
 
@@ -25,7 +45,8 @@ def run(args: argparse.Namespace) -> int:
 
     out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("report"))
     try:
-        path = write_report(args.runs, out)
+        path = write_report(args.runs, out, n_replicates=args.bootstrap, seed=args.seed,
+                            worst_k=args.worst)
     except RunDirError as exc:
         log.error("%s", exc)
         return 1

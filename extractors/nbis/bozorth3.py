@@ -52,6 +52,10 @@ class Bozorth3Matcher:
     def check_available() -> str:
         return _lib.unavailable_reason()
 
+    def warm_up(self) -> None:
+        """Create nbis-py's template reader (it loads the NFIQ2 model) before timing."""
+        _lib.template_loader()
+
     def compare(self, probe: Template, reference: Template) -> float:
         p = self._loaded(probe)
         r = self._loaded(reference)

@@ -1,0 +1,462 @@
+"""Compare a baseline with a new result: metric deltas, identical scores, speed noise, gates.
+
+Either side is a run directory, a folder holding run directories (found by their
+``manifest.json``), or the ``summary.json`` of a report. Runs are paired by (dataset,
+protocol, extractor, matcher); when each side holds exactly one run they are paired
+whatever their names, so two algorithms can be compared directly.
+
+Speed is judged on medians of the per-item timings. A speed change is *within noise*
+when a two-sided Mann-Whitney U test of the per-item timings gives p >= ``alpha``, or when
+the medians differ by less than ``min_effect`` (relative): timings of one run share the
+machine's state, so the test alone overstates significance (asv's ``compare`` combines a
+test with a threshold in the same way). A bootstrap interval of the relative change of
+the median is reported too.
+
+Gates (``--fail-if``) are ``METRIC:CHANGE`` specifications, see :func:`parse_gate`.
+"""
+
+from __future__ import annotations
+
+import difflib
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from bench.store import RunDirError
+
+COMPARE_SCHEMA_VERSION = 1
+
+
+class GateError(ValueError):
+    """A ``--fail-if`` specification that cannot be understood."""
+
+
+# ---------------------------------------------------------------------------- metrics
+@dataclass(frozen=True)
+class MetricDef:
+    name: str
+    title: str
+    kind: str                    # "rate" (a fraction, shown in %) or "speed" / "size"
+    unit: str
+    better: str                  # "lower" or "higher"
+    value: Callable[[dict[str, Any]], float | None]
+    samples: str | None = None   # key in summary["timings"] of the per-item values
+    inverse: bool = False        # the value is 1 / the median of the samples
+
+
+def _ind(name: str) -> Callable[[dict[str, Any]], float | None]:
+    return lambda s: s["indicators"][name]["value"]
+
+
+def _speed(*keys: str) -> Callable[[dict[str, Any]], float | None]:
+    def get(s: dict[str, Any]) -> float | None:
+        cur: Any = s["speed"]
+        for k in keys:
+            cur = cur.get(k) if isinstance(cur, dict) else None
+        return cur
+    return get
+
+
+METRICS: dict[str, MetricDef] = {m.name: m for m in (
+    MetricDef("eer", "EER", "rate", "%", "lower", _ind("eer")),
+    MetricDef("fmr100", "FMR100", "rate", "%", "lower", _ind("fmr100")),
+    MetricDef("fmr1000", "FMR1000", "rate", "%", "lower", _ind("fmr1000")),
+    MetricDef("fmr10000", "FMR10000", "rate", "%", "lower", _ind("fmr10000")),
+    MetricDef("zero_fmr", "ZeroFMR", "rate", "%", "lower", _ind("zero_fmr")),
+    MetricDef("zero_fnmr", "ZeroFNMR", "rate", "%", "lower", _ind("zero_fnmr")),
+    MetricDef("rej_enroll", "REJ_ENROLL", "rate", "%", "lower", _ind("rej_enroll")),
+    MetricDef("rej_match", "REJ_MATCH", "rate", "%", "lower", _ind("rej_match")),
+    MetricDef("eer_star", "EER*", "rate", "%", "lower", _ind("eer_star")),
+    MetricDef("extraction_ms", "extraction ms (median)", "speed", "ms", "lower",
+              _speed("extraction_ms", "median"), samples="extraction_ms"),
+    MetricDef("extraction_ms_p95", "extraction ms (p95)", "speed", "ms", "lower",
+              _speed("extraction_ms", "p95")),
+    MetricDef("comparison_us", "comparison µs (median)", "speed", "µs", "lower",
+              _speed("comparison_us", "median"), samples="comparison_us"),
+    MetricDef("comparisons_per_s", "comparisons/s/core", "speed", "/s", "higher",
+              _speed("comparisons_per_s"), samples="comparison_us", inverse=True),
+    MetricDef("template_bytes", "template bytes (mean)", "size", "B", "lower",
+              _speed("template_bytes", "mean")),
+)}
+
+
+# ------------------------------------------------------------------------------ gates
+@dataclass(frozen=True)
+class Gate:
+    """Fail when ``metric`` changes by more than ``amount`` in ``direction``.
+
+    ``unit`` is ``"pp"`` (percentage points, rates only) or ``"%"`` (relative to the
+    base value); ``direction`` is +1 (an increase beyond the amount fails), -1 (a
+    decrease) or 0 (either). ``metric == "scores"`` fails when the scores differ.
+    """
+
+    spec: str
+    metric: str
+    direction: int = 0
+    amount: float = 0.0
+    unit: str = "%"
+
+    def describe(self) -> str:
+        if self.metric == "scores":
+            return "scores must be identical"
+        sign = {1: "rises", -1: "falls", 0: "changes"}[self.direction]
+        return f"fail if {self.metric} {sign} by more than {self.amount:g} {self.unit}"
+
+
+_GATE_RE = re.compile(r"^(?P<sign>[+-]?)(?P<num>(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?)(?P<unit>pp|%)$")
+_EXAMPLES = "e.g. eer:+0.5pp, comparisons_per_s:-10%, extraction_ms:+20%, scores:changed"
+
+
+def parse_gate(spec: str) -> Gate:
+    """Parse ``METRIC:CHANGE``.
+
+    CHANGE is an optional sign, a number and a unit: ``pp`` (percentage points, for
+    rate metrics) or ``%`` (relative to the base value). ``+`` fails on an increase
+    beyond the amount, ``-`` on a decrease beyond it, no sign on either. ``scores:changed``
+    fails when the two runs' pairs or scores are not identical.
+
+    >>> parse_gate("eer:+0.5pp")
+    Gate(spec='eer:+0.5pp', metric='eer', direction=1, amount=0.5, unit='pp')
+    """
+    text = spec.strip()
+    if ":" not in text:
+        raise GateError(f"--fail-if '{spec}': expected METRIC:CHANGE ({_EXAMPLES})")
+    metric, change = (part.strip() for part in text.split(":", 1))
+    metric = metric.lower()
+    if metric == "scores":
+        if change.lower() not in ("changed", "differ", "different"):
+            raise GateError(f"--fail-if '{spec}': the only gate on scores is 'scores:changed'")
+        return Gate(text, "scores")
+    if metric not in METRICS:
+        close = difflib.get_close_matches(metric, [*METRICS, "scores"], n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
+        raise GateError(f"--fail-if '{spec}': unknown metric '{metric}'{hint} "
+                        f"(known: {', '.join(METRICS)}, scores)")
+    m = _GATE_RE.match(change.replace(" ", ""))
+    if not m:
+        if re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", change):
+            raise GateError(f"--fail-if '{spec}': '{change}' has no unit; write pp (percentage points, "
+                            f"for rates) or % (relative to the base value), {_EXAMPLES}")
+        raise GateError(f"--fail-if '{spec}': '{change}' is not a change; write an optional sign, a "
+                        f"number and pp or %, {_EXAMPLES}")
+    unit = m.group("unit")
+    if unit == "pp" and METRICS[metric].kind != "rate":
+        raise GateError(f"--fail-if '{spec}': pp (percentage points) applies to rates; {metric} is in "
+                        f"{METRICS[metric].unit}: use a relative change such as {metric}:+10%")
+    amount = float(m.group("num"))
+    if not math.isfinite(amount):
+        raise GateError(f"--fail-if '{spec}': the amount must be a finite number")
+    direction = {"+": 1, "-": -1, "": 0}[m.group("sign")]
+    return Gate(text, metric, direction, amount, unit)
+
+
+def parse_gates(specs: Sequence[str]) -> list[Gate]:
+    """Parse several specifications; each may also hold several separated by commas."""
+    return [parse_gate(part) for spec in specs for part in spec.split(",") if part.strip()]
+
+
+# --------------------------------------------------------------------------- loading
+@dataclass
+class Entry:
+    """One run of a side: its summary, and its records when it came from a run directory."""
+
+    summary: dict[str, Any]
+    run: Any = None  # bench.report.RunData or None
+
+    @property
+    def key(self) -> tuple[str, str, str, str]:
+        s = self.summary
+        return (s["dataset"], s["protocol"], s["extractor"], s["matcher"])
+
+    @property
+    def name(self) -> str:
+        return "/".join(self.key[:2]) + "/" + f"{self.key[2]}+{self.key[3]}"
+
+
+def load_side(path: Path) -> list[Entry]:
+    """The runs of one side of a comparison (see the module docstring)."""
+    from bench.report.rundata import load_run
+    from bench.report.summary import SUMMARY_SCHEMA_VERSION, summarise
+
+    path = Path(path)
+    if path.is_file():
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise RunDirError(f"{path}: not a readable JSON summary ({exc})") from exc
+        if not isinstance(doc, dict) or doc.get("kind") != "report-summary":
+            raise RunDirError(f"{path}: not a FingerBench summary.json (written by 'fingerbench report'); "
+                              f"give a run directory or a report's summary.json")
+        if doc.get("schema_version") != SUMMARY_SCHEMA_VERSION:
+            raise RunDirError(f"{path}: summary schema version {doc.get('schema_version')!r}, this "
+                              f"FingerBench reads version {SUMMARY_SCHEMA_VERSION}")
+        runs = doc.get("runs")
+        if not isinstance(runs, list) or not runs:
+            raise RunDirError(f"{path}: holds no runs")
+        for i, s in enumerate(runs):
+            missing = [k for k in ("dataset", "protocol", "extractor", "matcher", "indicators", "speed",
+                                   "scores_sha256", "timings") if k not in s]
+            if missing:
+                raise RunDirError(f"{path}: run {i} lacks {missing} (edited by hand?)")
+        return [Entry(s) for s in runs]
+    if not path.is_dir():
+        raise RunDirError(f"{path}: no such run directory or summary file")
+    if (path / "manifest.json").exists():
+        dirs = [path]
+    else:
+        dirs = sorted(p.parent for p in path.rglob("manifest.json"))
+        if not dirs:
+            raise RunDirError(f"{path}: neither a run directory (manifest.json is missing) nor a folder "
+                              f"holding run directories")
+    entries = []
+    for d in dirs:
+        run = load_run(d)
+        entries.append(Entry(summarise(run, n_replicates=0), run))
+    return entries
+
+
+def pair_entries(base: list[Entry], new: list[Entry]) -> tuple[list[tuple[Entry, Entry]], list[str]]:
+    """Pairs of runs to compare, and notes on the runs left without a partner."""
+    if len(base) == 1 and len(new) == 1:
+        return [(base[0], new[0])], []
+    notes = []
+    for side, entries in (("BASE", base), ("NEW", new)):
+        keys = [e.key for e in entries]
+        dup = sorted({k for k in keys if keys.count(k) > 1})
+        if dup:
+            raise RunDirError(f"{side} holds several runs of {'/'.join(dup[0])}; give one run directory "
+                              f"per side, or folders with one run per dataset, protocol and algorithm")
+    new_by_key = {e.key: e for e in new}
+    pairs = [(b, new_by_key[b.key]) for b in base if b.key in new_by_key]
+    base_keys = {b.key for b in base}
+    notes += [f"only in BASE: {b.name}" for b in base if b.key not in new_by_key]
+    notes += [f"only in NEW: {n.name}" for n in new if n.key not in base_keys]
+    return pairs, notes
+
+
+# -------------------------------------------------------------------------- compare
+def scores_identity(base: Entry, new: Entry) -> dict[str, Any]:
+    """Whether both runs have the same pairs and the same scores (and statuses)."""
+    if base.run is not None and new.run is not None:
+        a = base.run.comparisons[["probe", "reference", "kind", "score_value"]]
+        b = new.run.comparisons[["probe", "reference", "kind", "score_value"]]
+        m = a.merge(b, on=["probe", "reference"], how="outer", suffixes=("_base", "_new"), indicator=True)
+        only_base = int((m["_merge"] == "left_only").sum())
+        only_new = int((m["_merge"] == "right_only").sum())
+        both = m[m["_merge"] == "both"]
+        kind_diff = both["kind_base"] != both["kind_new"]
+        sb, sn = both["score_value_base"].to_numpy(float), both["score_value_new"].to_numpy(float)
+        ok = (both["kind_base"] == "ok").to_numpy() & (both["kind_new"] == "ok").to_numpy()
+        score_diff = ok & ~((sb == sn) | (np.isnan(sb) & np.isnan(sn)))
+        n_diff = int(kind_diff.sum() + score_diff.sum())
+        max_abs = float(np.max(np.abs(sb[score_diff] - sn[score_diff]))) if score_diff.any() else 0.0
+        identical = only_base == 0 and only_new == 0 and n_diff == 0
+        if identical:
+            text = f"identical ({len(both)} pairs, same scores)"
+        else:
+            parts = []
+            if only_base or only_new:
+                parts.append(f"pair lists differ ({only_base} pairs only in BASE, {only_new} only in NEW)")
+            if n_diff:
+                parts.append(f"{n_diff} of {len(both)} common pairs differ"
+                             + (f" (largest score change {max_abs:g})" if score_diff.any() else "")
+                             + (f", {int(kind_diff.sum())} in status" if kind_diff.any() else ""))
+            text = "; ".join(parts)
+        return {"identical": identical, "method": "pair by pair", "n_common": int(len(both)),
+                "only_in_base": only_base, "only_in_new": only_new, "n_different": n_diff,
+                "max_abs_score_change": max_abs, "text": text}
+    same = base.summary["scores_sha256"] == new.summary["scores_sha256"]
+    return {"identical": same, "method": "digest",
+            "text": "identical (same pairs and scores; by digest)" if same
+            else "differ (by digest; give run directories to see which pairs)"}
+
+
+def speed_change(x: np.ndarray, y: np.ndarray, *, inverse: bool, alpha: float, min_effect: float,
+                 n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
+    """Relative change of the median of ``y`` against ``x`` (of 1/median when
+    ``inverse``), a Mann-Whitney U p-value, a bootstrap interval, and the noise verdict."""
+    from scipy.stats import mannwhitneyu
+
+    x = np.asarray(x, float)
+    y = np.asarray(y, float)
+    x, y = x[np.isfinite(x)], y[np.isfinite(y)]
+    if x.size < 2 or y.size < 2:
+        return {"p_value": None, "ci": None, "within_noise": None,
+                "note": "too few timings for a noise estimate"}
+    mx, my = float(np.median(x)), float(np.median(y))
+    p = float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
+    rng = np.random.default_rng(seed)
+    xs = x if x.size <= 5000 else rng.choice(x, 5000, replace=False)
+    ys = y if y.size <= 5000 else rng.choice(y, 5000, replace=False)
+    rel = []
+    chunk = max(1, 2_000_000 // max(xs.size, ys.size))
+    for start in range(0, n_boot, chunk):
+        r = min(chunk, n_boot - start)
+        bx = np.median(xs[rng.integers(0, xs.size, (r, xs.size))], axis=1)
+        by = np.median(ys[rng.integers(0, ys.size, (r, ys.size))], axis=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rel.append(bx / by - 1 if inverse else by / bx - 1)
+    rel_all = np.concatenate(rel)
+    rel_all = rel_all[np.isfinite(rel_all)]
+    ci = [float(v) for v in np.quantile(rel_all, [0.025, 0.975])] if rel_all.size else None
+    change = (mx / my - 1) if inverse else (my / mx - 1)
+    within = bool(p >= alpha or abs(change) < min_effect)
+    return {"p_value": p, "ci": ci, "within_noise": within, "n_base": int(x.size), "n_new": int(y.size)}
+
+
+def _short_reason(summary: dict[str, Any], name: str) -> str:
+    reason = (summary.get("indicators", {}).get(name) or {}).get("reason") or "not available"
+    return reason.split(" (smallest")[0]
+
+
+def compare_metric(m: MetricDef, base: dict[str, Any], new: dict[str, Any], *, alpha: float,
+                   min_effect: float) -> dict[str, Any]:
+    b, n = m.value(base), m.value(new)
+    out: dict[str, Any] = {"metric": m.name, "title": m.title, "kind": m.kind, "unit": m.unit,
+                           "better": m.better, "base": b, "new": n, "delta": None, "relative": None}
+    if b is None or n is None:
+        reasons = {side: _short_reason(s, m.name) for side, s, v in (("BASE", base, b), ("NEW", new, n))
+                   if v is None}
+        if len(reasons) == 2 and len(set(reasons.values())) == 1:
+            out["note"] = f"{reasons['BASE']} in both"
+        else:
+            out["note"] = "; ".join(f"{side}: {r}" for side, r in reasons.items())
+        return out
+    out["delta"] = n - b
+    out["relative"] = (n / b - 1) if b != 0 else (0.0 if n == 0 else math.copysign(math.inf, n - b))
+    if m.samples:
+        xs = base.get("timings", {}).get(m.samples) or []
+        ys = new.get("timings", {}).get(m.samples) or []
+        out.update(speed_change(np.asarray(xs, float), np.asarray(ys, float), inverse=m.inverse,
+                                alpha=alpha, min_effect=min_effect))
+    return out
+
+
+def check_gate(gate: Gate, row: dict[str, Any], identity: dict[str, Any]) -> dict[str, Any]:
+    """Apply one gate to one pair of runs: ``{"passed", "skipped", "message"}``."""
+    if gate.metric == "scores":
+        return {"passed": bool(identity["identical"]), "skipped": False, "message": identity["text"]}
+    m = METRICS[gate.metric]
+    b, n = row["base"], row["new"]
+    if b is None and n is None:
+        return {"passed": True, "skipped": True, "message": f"not checked: {row.get('note', 'no value')}"}
+    if b is None or n is None:
+        return {"passed": n is not None, "skipped": False,
+                "message": f"{'BASE' if b is None else 'NEW'} has no value ({row.get('note', '')})"}
+    if gate.unit == "pp":
+        change, shown = (n - b) * 100, f"{(n - b) * 100:+.2f} pp"
+    else:
+        change = row["relative"] * 100
+        shown = f"{change:+.1f} %" if math.isfinite(change) else f"from 0 to {n:g}"
+    beyond = (change > gate.amount if gate.direction > 0 else change < -gate.amount if gate.direction < 0
+              else abs(change) > gate.amount)
+    if beyond and m.samples and row.get("within_noise"):
+        p = row.get("p_value")
+        return {"passed": True, "skipped": False,
+                "message": f"{shown}, within noise (p = {p:.3g}); limit {gate.amount:g} {gate.unit}"}
+    text = f"{shown} (limit {'+' if gate.direction > 0 else '-' if gate.direction < 0 else '±'}"
+    text += f"{gate.amount:g} {gate.unit})"
+    if m.samples and row.get("p_value") is not None:
+        text += f", p = {row['p_value']:.3g}"
+    return {"passed": not beyond, "skipped": False, "message": text}
+
+
+def compare(base_path: Path, new_path: Path, gates: Sequence[Gate] = (), *, alpha: float = 0.01,
+            min_effect: float = 0.05) -> dict[str, Any]:
+    """Compare two sides; the result is JSON-serialisable (see ``fingerbench compare --json``)."""
+    base, new = load_side(base_path), load_side(new_path)
+    pairs, notes = pair_entries(base, new)
+    if not pairs:
+        raise RunDirError(f"no run of {base_path} has a counterpart in {new_path} (runs are paired by "
+                          f"dataset, protocol, extractor and matcher)")
+    results = []
+    gate_results = []
+    for b, n in pairs:
+        warnings = []
+        sb, sn = b.summary, n.summary
+        gb, gn = sb.get("group") or [], sn.get("group") or []
+        if b.key[:2] != n.key[:2]:
+            warnings.append(f"different datasets or protocols ({'/'.join(b.key[:2])} vs "
+                            f"{'/'.join(n.key[:2])}): accuracy deltas compare different data")
+        elif gb and gn and (gb[1] != gn[1] or gb[3] != gn[3]):
+            warnings.append("same dataset and protocol names but different images or pair lists "
+                            "(digests differ): accuracy deltas compare different data")
+        identity = scores_identity(b, n)
+        rows = [compare_metric(m, sb, sn, alpha=alpha, min_effect=min_effect) for m in METRICS.values()]
+        by_name = {r["metric"]: r for r in rows}
+        for g in gates:
+            res = check_gate(g, by_name.get(g.metric, {}), identity)
+            gate_results.append({"gate": g.spec, "base": b.name, "new": n.name, **res})
+        results.append({"base": {"name": b.name, "source": sb.get("run")},
+                        "new": {"name": n.name, "source": sn.get("run")},
+                        "warnings": warnings, "scores": identity, "metrics": rows})
+    if gates:
+        # A baseline run that NEW no longer has cannot be checked: fail. A run only in NEW
+        # (a new dataset or algorithm) has nothing to regress against: it is only noted.
+        for note in notes:
+            if note.startswith("only in BASE"):
+                gate_results.append({"gate": "(pairing)", "base": note.split(": ", 1)[1], "new": "",
+                                     "passed": False, "skipped": False,
+                                     "message": f"{note}: NEW has no such run to check the gates on"})
+    return {"schema_version": COMPARE_SCHEMA_VERSION, "base": str(base_path), "new": str(new_path),
+            "alpha": alpha, "min_effect": min_effect, "notes": notes, "comparisons": results,
+            "gates": gate_results, "passed": all(g["passed"] for g in gate_results)}
+
+
+# --------------------------------------------------------------------------- display
+def _fmt_value(m: dict[str, Any], v: float | None) -> str:
+    if v is None:
+        return "n/a"
+    if m["kind"] == "rate":
+        return f"{100 * v:.2f} %"
+    if m["unit"] in ("/s", "B", "µs"):
+        return f"{v:,.0f}"
+    return f"{v:.2f}"
+
+
+def _fmt_change(m: dict[str, Any]) -> str:
+    if m["delta"] is None:
+        return ""
+    if m["kind"] == "rate":
+        return f"{100 * m['delta']:+.2f} pp"
+    rel = m["relative"]
+    return f"{100 * rel:+.1f} %" if math.isfinite(rel) else "from 0"
+
+
+def format_text(result: dict[str, Any]) -> str:
+    """The human-readable form of :func:`compare`'s result."""
+    lines = []
+    for note in result["notes"]:
+        lines.append(f"note: {note}")
+    for c in result["comparisons"]:
+        lines.append(f"BASE {c['base']['name']}  ({c['base']['source']})")
+        lines.append(f"NEW  {c['new']['name']}  ({c['new']['source']})")
+        for w in c["warnings"]:
+            lines.append(f"  warning: {w}")
+        lines.append(f"  scores: {c['scores']['text']}")
+        lines.append(f"  {'metric':<24} {'base':>12} {'new':>12} {'change':>11}")
+        for m in c["metrics"]:
+            verdict = ""
+            if m.get("within_noise") is not None:
+                ci = m.get("ci")
+                ci_txt = f", 95 % CI [{100 * ci[0]:+.1f}, {100 * ci[1]:+.1f}] %" if ci else ""
+                verdict = ("  within noise" if m["within_noise"] else "  significant") + \
+                    f" (p = {m['p_value']:.2g}{ci_txt})"
+            elif m["delta"] is None and m.get("note"):
+                verdict = f"  {m['note']}"
+            lines.append(f"  {m['title']:<24} {_fmt_value(m, m['base']):>12} {_fmt_value(m, m['new']):>12} "
+                         f"{_fmt_change(m):>11}{verdict}")
+        lines.append("")
+    if result["gates"]:
+        lines.append("gates:")
+        for g in result["gates"]:
+            status = "SKIP" if g.get("skipped") else ("PASS" if g["passed"] else "FAIL")
+            where = f" {g['new']}" if g["new"] else ""
+            lines.append(f"  {status} {g['gate']}{where}: {g['message']}")
+        lines.append("all gates passed" if result["passed"] else "some gates FAILED")
+    return "\n".join(lines)

@@ -1,0 +1,185 @@
+"""The numbers of a report for one run: FVC indicators with N and bootstrap intervals,
+speed, and provenance, as a JSON-serialisable dict (one entry of ``summary.json``).
+
+``summary.json`` is also an input of ``fingerbench compare``: it keeps each run's
+per-item timings (comparisons subsampled to at most :data:`MAX_TIMINGS`) and a digest
+of its scores, so two reports can be compared without the run directories.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, TypedDict
+
+import numpy as np
+import pandas as pd
+
+from bench import bootstrap as B
+from bench import metrics as M
+from bench.report.rundata import RunData
+
+SUMMARY_SCHEMA_VERSION = 1
+#: Most per-comparison timings kept in summary.json (a deterministic subsample).
+MAX_TIMINGS = 5000
+
+#: Display names of the indicators, in report order.
+INDICATOR_NAMES = {
+    "eer": "EER", "fmr100": "FMR100", "fmr1000": "FMR1000", "fmr10000": "FMR10000",
+    "zero_fmr": "ZeroFMR", "zero_fnmr": "ZeroFNMR", "rej_enroll": "REJ_ENROLL",
+    "rej_match": "REJ_MATCH", "eer_star": "EER*",
+}
+
+
+class Indicator(TypedDict):
+    """One indicator of one run (rates as fractions, not percent)."""
+
+    value: float | None      # None when unresolvable or undefined; see reason
+    ci_low: float | None     # bootstrap interval (None when there is none)
+    ci_high: float | None
+    n_genuine: int | None    # the N it rests on
+    n_impostor: int | None
+    n: int | None            # images (REJ_ENROLL) or comparisons (REJ_MATCH, EER*)
+    count: int | None        # failures, for REJ_ENROLL and REJ_MATCH
+    reason: str | None       # why value is None, or a remark
+
+
+def _stats(values: np.ndarray, scale: float) -> dict[str, Any]:
+    v = values[np.isfinite(values)] * scale
+    if v.size == 0:
+        return {"n": 0, "median": None, "p95": None, "mean": None}
+    return {"n": int(v.size), "median": float(np.median(v)), "p95": float(np.percentile(v, 95)),
+            "mean": float(v.mean())}
+
+
+def _subsample(values: np.ndarray, limit: int) -> np.ndarray:
+    if values.size <= limit:
+        return values
+    idx = np.linspace(0, values.size - 1, limit).round().astype(int)
+    return values[idx]
+
+
+def speed(run: RunData) -> dict[str, Any]:
+    """Extraction and comparison timings: medians, 95th percentiles, throughput per core."""
+    ext = _stats(run.extraction_seconds(), 1e3)
+    cmp_us = _stats(run.comparison_seconds(), 1e6)
+    ok = run.extractions["status"] == "ok"
+    tb = pd.to_numeric(run.extractions.loc[ok, "template_bytes"], errors="coerce").to_numpy(float)
+    minutiae = pd.to_numeric(run.extractions.loc[ok, "n_minutiae"], errors="coerce").to_numpy(float)
+    med = cmp_us["median"]
+    return {
+        "extraction_ms": ext,
+        "comparison_us": cmp_us,
+        # From the median comparison time: robust to the first call's warm-up and to
+        # pauses of the machine (metrics.json's figure is 1 / mean time).
+        "comparisons_per_s": (1e6 / med) if med else None,
+        "template_bytes": _stats(tb, 1.0),
+        "minutiae": _stats(minutiae, 1.0),
+    }
+
+
+def indicators(run: RunData, *, n_replicates: int = 1000, seed: int = 0,
+               level: float = 0.95) -> tuple[dict[str, Indicator], dict[str, Any]]:
+    """FVC indicators of a run with subject-bootstrap intervals, and the bootstrap's settings."""
+    c = run.comparisons
+    g = c["genuine"].to_numpy(bool)
+    kind = c["kind"].to_numpy(str)
+    acc = M.compute_metrics(c["similarity"].to_numpy(float), g, kind)
+    ext = run.extractions
+    failed_ext = (ext["status"] != "ok").to_numpy()
+    if n_replicates > 0:
+        boot = B.subject_bootstrap(
+            c["similarity"].to_numpy(float), g, kind, c["probe_subject"].to_numpy(str),
+            c["reference_subject"].to_numpy(str), enrol_subjects=ext["subject"].to_numpy(str),
+            enrol_failed=failed_ext, n_replicates=n_replicates, seed=seed, level=level)
+    else:  # intervals not wanted (e.g. by compare, which reports deltas only)
+        none = B.Interval(None, None, 0, "no bootstrap requested")
+        boot = B.BootstrapResult({k: none for k in B.INDICATORS}, 0, 0, level, seed)
+    ng, ni = acc["n_genuine"], acc["n_impostor"]
+    star = acc["eer_star"]
+    ops = acc["operating_points"]
+
+    def make(value: float | None, name: str, **kw: Any) -> Indicator:
+        iv = boot.intervals[name]
+        out: Indicator = {"value": value, "ci_low": iv.low, "ci_high": iv.high, "n_genuine": ng,
+                          "n_impostor": ni, "n": None, "count": None, "reason": None}
+        out.update(kw)  # type: ignore[typeddict-item]
+        if value is None and out["reason"] is None and iv.reason != "no bootstrap requested":
+            out["reason"] = iv.reason
+        if value is None:
+            out["ci_low"] = out["ci_high"] = None
+        return out
+
+    n_rej = acc["rej_ngra"] + acc["rej_nira"]
+    result: dict[str, Indicator] = {
+        "eer": make(acc["eer"], "eer", reason=acc["eer_reason"]),
+        **{k: make(ops[k]["value"], k, reason=ops[k]["reason"]) for k in
+           ("fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")},
+        "rej_enroll": make(float(failed_ext.mean()) if failed_ext.size else None, "rej_enroll",
+                           n=int(failed_ext.size), count=int(failed_ext.sum()), n_genuine=None, n_impostor=None),
+        "rej_match": make(n_rej / (ng + ni) if ng + ni else None, "rej_match", n=int(ng + ni),
+                          count=int(n_rej), n_genuine=None, n_impostor=None),
+        "eer_star": make(star["eer"], "eer_star", n_genuine=star["n_genuine"],
+                         n_impostor=star["n_impostor"], reason=star["reason"]),
+    }
+    extra = {"eer_interval": [acc["eer_low"], acc["eer_high"]],
+             "eer_star_interval": [star["eer_low"], star["eer_high"]],
+             "rej_ngra": acc["rej_ngra"], "rej_nira": acc["rej_nira"],
+             "n_enrol_failed_comparisons": acc["n_enrol_failed_comparisons"],
+             "auc": acc["auc"], "bootstrap": {k: v for k, v in boot.to_dict().items() if k != "intervals"}}
+    return result, extra
+
+
+def provenance(run: RunData) -> dict[str, Any]:
+    m = run.manifest
+    env = m.get("environment", {})
+    ds = m["dataset"]
+    return {
+        "dataset": {k: ds.get(k) for k in ("name", "sha256", "dpi", "image_size", "n_samples",
+                                           "n_problems", "params", "root")},
+        "protocol": m["protocol"],
+        "extractor": m["extractor"],
+        "matcher": m["matcher"],
+        "machine": env.get("machine", {}),
+        "packages": env.get("packages", {}),
+        "source": env.get("source", {}),
+        "created": m.get("created"),
+        "finished": m.get("finished"),
+        "settings": m.get("settings", {}),
+    }
+
+
+def summarise(run: RunData, *, n_replicates: int = 1000, seed: int = 0, level: float = 0.95) -> dict[str, Any]:
+    """Everything the report and ``compare`` need to know about one run."""
+    ind, extra = indicators(run, n_replicates=n_replicates, seed=seed, level=level)
+    return {
+        "run": str(run.path),
+        "dataset": run.dataset,
+        "protocol": run.protocol,
+        "extractor": run.extractor,
+        "matcher": run.matcher,
+        "label": run.label,
+        "group": list(run.group),
+        "indicators": ind,
+        "accuracy_details": extra,
+        "speed": speed(run),
+        "scores_sha256": run.scores_digest(),
+        "n_pairs": int(len(run.comparisons)),
+        "timings": {
+            "extraction_ms": (run.extraction_seconds() * 1e3).round(4).tolist(),
+            "comparison_us": _subsample(run.comparison_seconds() * 1e6, MAX_TIMINGS).round(3).tolist(),
+        },
+        "provenance": provenance(run),
+        "warnings": list(run.warnings),
+    }
+
+
+def summary_document(summaries: list[dict[str, Any]], *, notes: list[str] | None = None) -> dict[str, Any]:
+    """The content of ``summary.json``."""
+    return {
+        "schema_version": SUMMARY_SCHEMA_VERSION,
+        "tool": "fingerbench",
+        "kind": "report-summary",
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "notes": notes or [],
+        "runs": summaries,
+    }

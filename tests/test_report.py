@@ -1,0 +1,447 @@
+"""Reports: the subject-level bootstrap, the numbers and files of a report, clear errors for
+bad run directories, and the HTML page as a real browser renders it."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import norm
+
+from bench import bootstrap as B
+from bench import metrics as M
+from bench import protocols
+from bench.cli import main
+from bench.datasets.base import Dataset, DatasetInfo, Sample
+from bench.evaluate import evaluate_run
+from bench.report import load_run, write_report
+from bench.runner import PluginSpec, RunConfig, run_benchmark
+from bench.store import RunDirError
+from conftest import dummy
+from dummy_plugins import FTE_LEVEL
+
+TOY_INFO = DatasetInfo("toy-prints", "toy prints", "none", 500, None, None, None, "test", "", "", ("fvc",))
+N_SUBJECTS, N_IMPRESSIONS = 8, 4
+
+
+# ------------------------------------------------------------------------ toy runs
+def toy_images(root: Path, seed: int = 0) -> Path:
+    """8 subjects x 4 impressions of blurred noise: impressions of a subject share a
+    pattern, so the toy plugins separate genuine from impostor pairs, with some errors.
+    Impression 4 of subject 8 is uniform: the toy extractor fails to enrol it."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for s in range(1, N_SUBJECTS + 1):
+        base = cv2.GaussianBlur(rng.normal(128, 60, (128, 128)), (0, 0), 6)
+        for i in range(1, N_IMPRESSIONS + 1):
+            img = np.roll(base, rng.integers(-6, 7, 2), (0, 1)) + rng.normal(0, 25, base.shape)
+            img = np.clip((img - img.mean()) * 3 + 128, 0, 255).astype(np.uint8)
+            if (s, i) == (N_SUBJECTS, N_IMPRESSIONS):
+                img = np.full_like(img, FTE_LEVEL)
+            cv2.imwrite(str(root / f"{s}_{i}.png"), img)
+    return root
+
+
+def toy_dataset(root: Path) -> Dataset:
+    samples = []
+    for path in sorted(root.glob("*.png")):
+        subject, impression = path.stem.split("_")
+        samples.append(Sample(path.stem, subject, int(impression), path, 500))
+    return Dataset(TOY_INFO, root, samples)
+
+
+def toy_run(ds: Dataset, out: Path, cache: Path, protocol: str = "fvc", matcher: str = "ToyMatcher",
+            **matcher_params) -> Path:
+    pairs = protocols.fvc(ds) if protocol == "fvc" else protocols.all_pairs(ds)
+    cfg = RunConfig(PluginSpec("extractor", "ToyExtractor", dummy("ToyExtractor"), {}),
+                    PluginSpec("matcher", matcher, dummy(matcher), matcher_params),
+                    out, cache, jobs=2, progress=False)
+    return run_benchmark(ds, pairs, cfg).run_dir
+
+
+def make_toy_runs(root: Path) -> dict[str, Path]:
+    """Runs on the toy set: two matchers under the FVC protocol, one under all-pairs,
+    and a batched matcher whose scores equal ToyMatcher's."""
+    ds = toy_dataset(toy_images(root / "images"))
+    cache = root / "cache"
+    return {
+        "fvc": toy_run(ds, root / "runs" / "fvc" / "toy", cache),
+        "fvc_lenient": toy_run(ds, root / "lenient" / "fvc" / "toy", cache, tolerance=17.0),
+        "fvc_batch": toy_run(ds, root / "runs" / "fvc" / "batch", cache, matcher="BatchToyMatcher"),
+        "all_pairs": toy_run(ds, root / "runs" / "all-pairs" / "toy", cache, protocol="all-pairs"),
+    }
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory) -> dict[str, Path]:
+    return make_toy_runs(tmp_path_factory.mktemp("toy"))
+
+
+@pytest.fixture(scope="module")
+def toy_report(toy, tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("report")
+    write_report([toy["fvc"], toy["fvc_lenient"], toy["all_pairs"]], out, n_replicates=200)
+    return out
+
+
+def copy_run(run: Path, tmp_path: Path) -> Path:
+    dst = tmp_path / "copy"
+    shutil.copytree(run, dst)
+    return dst
+
+
+# ----------------------------------------------------------------------- bootstrap
+def test_replicate_weights_follow_the_subject_rule():
+    # subjects 0, 1, 2; replicate: subject 0 drawn twice, 1 once, 2 never
+    draws = np.array([[2, 1, 0]])
+    a = np.array([0, 1, 2, 0, 0, 1])
+    b = np.array([0, 1, 2, 1, 2, 2])
+    w = B.replicate_weights(draws, a, b)[0]
+    # genuine: one copy per draw; impostor: copies of 0 x copies of 1; pairs with 2 gone
+    assert w.tolist() == [2, 1, 0, 2, 0, 0]
+
+
+def test_unit_weights_reproduce_compute_metrics():
+    rng = np.random.default_rng(3)
+    for _ in range(200):
+        n = int(rng.integers(2, 40))
+        scores = rng.integers(0, 6, n).astype(float)
+        genuine = rng.random(n) < 0.5
+        status = rng.choice(["ok", "ok", "ok", "failed", "enrol_failed"], n)
+        sweep = B._Sweep.build(M.apply_failures(scores, genuine, status), genuine)
+        fnm, fm, ng, ni = B._counts(sweep, np.ones((1, n), np.int64))
+        m = M.compute_metrics(scores, genuine, status)
+        got = {"eer": B._eer(fnm, fm, ng, ni)[0], "zero_fnmr": B._zero_fnmr(fnm, fm, ng, ni)[0],
+               **{k: B._fnmr_at_fmr(fnm, fm, ng, ni, t)[0] for k, t in B._FMR_TARGETS.items()}}
+        for key, value in got.items():
+            if m[key] is None:
+                assert np.isnan(value), key
+            else:
+                assert value == pytest.approx(m[key], abs=1e-12), key
+
+
+def _population(rng, n_subjects=20, k=4, mu=2.5, sd_genuine=1.0, sd_impostor=0.5):
+    """Scores with strong subject effects: a subject's genuine comparisons share an offset,
+    an impostor comparison the offsets of its two subjects."""
+    q = rng.normal(0, sd_genuine, n_subjects)
+    r = rng.normal(0, sd_impostor, n_subjects)
+    per = k * (k - 1) // 2
+    ga = np.repeat(np.arange(n_subjects), per)
+    gen = rng.normal(mu + q[ga], 1)
+    ia, ib = np.triu_indices(n_subjects, 1)
+    imp = rng.normal(r[ia] + r[ib], 1)
+    return (np.concatenate((gen, imp)), np.r_[np.ones(gen.size, bool), np.zeros(imp.size, bool)],
+            np.concatenate((ga, ia)), np.concatenate((ga, ib)))
+
+
+def test_subject_bootstrap_covers_the_true_eer_where_a_comparison_bootstrap_does_not():
+    mu, sg, si = 2.5, np.sqrt(2.0), np.sqrt(1.5)
+    true_eer = norm.cdf(-mu / (sg + si))  # the population's equal error rate
+    rng = np.random.default_rng(7)
+    hits = naive_hits = 0
+    widths, naive_widths = [], []
+    n_sim, n_rep = 60, 200
+    for sim in range(n_sim):
+        s, g, a, b = _population(rng)
+        iv = B.subject_bootstrap(s, g, None, a, b, n_replicates=n_rep, seed=sim).intervals["eer"]
+        hits += iv.low <= true_eer <= iv.high
+        widths.append(iv.high - iv.low)
+        # the naive bootstrap: genuine and impostor comparisons resampled independently
+        sweep = B._Sweep.build(s, g)
+        w = np.zeros((n_rep, s.size), np.int64)
+        r2 = np.random.default_rng(sim)
+        for mask in (g, ~g):
+            w[:, mask] = r2.multinomial(mask.sum(), np.full(mask.sum(), 1 / mask.sum()), size=n_rep)
+        low, high = np.quantile(B._eer(*B._counts(sweep, w)), [0.025, 0.975])
+        naive_hits += low <= true_eer <= high
+        naive_widths.append(high - low)
+    assert hits / n_sim >= 0.88
+    assert naive_hits < hits
+    assert np.mean(widths) > 1.2 * np.mean(naive_widths)
+
+
+def test_bootstrap_is_deterministic_and_seeded():
+    s, g, a, b = _population(np.random.default_rng(1))
+    one = B.subject_bootstrap(s, g, None, a, b, n_replicates=300, seed=5)
+    two = B.subject_bootstrap(s, g, None, a, b, n_replicates=300, seed=5)
+    other = B.subject_bootstrap(s, g, None, a, b, n_replicates=300, seed=6)
+    assert one == two
+    assert one.intervals["eer"] != other.intervals["eer"]
+
+
+def test_unresolvable_points_get_no_interval_and_failures_vary():
+    s, g, a, b = _population(np.random.default_rng(2), n_subjects=10)  # 45 impostor comparisons
+    status = np.where(np.arange(s.size) % 17 == 0, "failed", "ok")
+    res = B.subject_bootstrap(s, g, status, a, b, n_replicates=300,
+                              enrol_subjects=np.repeat(np.arange(10), 4),
+                              enrol_failed=np.arange(40) % 13 == 0)
+    for name in ("fmr100", "fmr1000", "fmr10000"):
+        iv = res.intervals[name]
+        assert iv.low is None and iv.high is None and "unresolvable" in iv.reason
+    assert res.intervals["rej_match"].low < res.intervals["rej_match"].high
+    assert res.intervals["rej_enroll"].low < res.intervals["rej_enroll"].high
+    assert res.intervals["eer_star"].n_used == 300
+
+
+def test_bootstrap_of_a_b_set_all_pairs_size_takes_at_most_a_few_seconds():
+    # FVC B set under all-pairs: 10 fingers x 8 impressions, 280 genuine, 2,880 impostor,
+    # continuous scores (every threshold distinct: the slowest case)
+    rng = np.random.default_rng(0)
+    subj = np.repeat(np.arange(10), 8)
+    ia, ib = np.triu_indices(80, 1)
+    a, b = subj[ia], subj[ib]
+    g = a == b
+    s = np.where(g, rng.normal(2, 1, g.size), rng.normal(0, 1, g.size))
+    t0 = time.perf_counter()
+    res = B.subject_bootstrap(s, g, None, a, b, n_replicates=1000)
+    elapsed = time.perf_counter() - t0
+    assert res.intervals["fmr1000"].low is not None  # 2,880 impostors resolve FMR1000
+    assert elapsed < 5.0
+
+
+# -------------------------------------------------------------------------- report
+def test_report_numbers_match_the_stored_metrics(toy_report, toy):
+    doc = json.loads((toy_report / "summary.json").read_text())
+    assert doc["kind"] == "report-summary" and doc["schema_version"] == 1
+    by_run = {Path(r["run"]).resolve(): r for r in doc["runs"]}
+    for key in ("fvc", "fvc_lenient", "all_pairs"):
+        run = by_run[toy[key].resolve()]
+        acc = evaluate_run(toy[key], write=False)["accuracy"]
+        ind = run["indicators"]
+        assert ind["eer"]["value"] == pytest.approx(acc["eer"])
+        assert ind["zero_fmr"]["value"] == pytest.approx(acc["zero_fmr"])
+        assert ind["eer"]["n_genuine"] == acc["n_genuine"] and ind["eer"]["n_impostor"] == acc["n_impostor"]
+        assert ind["rej_enroll"]["count"] == 1 and ind["rej_enroll"]["n"] == N_SUBJECTS * N_IMPRESSIONS
+        assert ind["rej_match"]["value"] == 0
+        for name, v in ind.items():
+            if v["value"] is None:
+                assert v["ci_low"] is None and v["reason"]
+            else:
+                assert v["ci_low"] <= v["ci_high"]
+    fvc = by_run[toy["fvc"].resolve()]["indicators"]
+    # 28 impostor comparisons cannot resolve FMR100: reported as such, never as a number
+    assert fvc["fmr100"]["value"] is None and "unresolvable" in fvc["fmr100"]["reason"]
+    # comparisons with the failed enrolment are excluded from EER*
+    assert fvc["eer_star"]["n_genuine"] == fvc["eer"]["n_genuine"] - 3
+
+
+def test_report_files_tables_and_no_overlay_across_protocols(toy_report):
+    for name in ("report.html", "report.md", "summary.json", "indicators.csv", "speed.csv"):
+        assert (toy_report / name).stat().st_size > 0
+    ind = pd.read_csv(toy_report / "indicators.csv")
+    assert len(ind) == 3 * 9
+    assert set(ind["indicator"]) == {"EER", "FMR100", "FMR1000", "FMR10000", "ZeroFMR", "ZeroFNMR",
+                                     "REJ_ENROLL", "REJ_MATCH", "EER*"}
+    speed = pd.read_csv(toy_report / "speed.csv")
+    assert (speed["extraction_ms_median"] > 0).all() and (speed["comparisons_per_s_per_core"] > 0).all()
+    md = (toy_report / "report.md").read_text()
+    html = (toy_report / "report.html").read_text()
+    for text in (md, html):
+        assert "2 different dataset/protocol combinations" in text
+        assert "never overlaid" in text
+        assert "unresolvable" in text
+    # one DET per dataset/protocol, never one DET of both protocols
+    dets = sorted(p.name for p in (toy_report / "figures").glob("*-det.png"))
+    assert dets == ["toy-prints-all-pairs-det.png", "toy-prints-fvc-det.png"]
+    assert "Bolle" in html and "Pareto" in html
+    # two configurations of one extractor + matcher pair are told apart by what differs
+    assert "ToyExtractor + ToyMatcher (tolerance=17.0)" in html
+    assert "ToyExtractor + ToyMatcher (tolerance=8.0)" in html
+
+
+def test_same_dataset_name_with_other_images_is_not_overlaid(toy, tmp_path):
+    other = copy_run(toy["fvc"], tmp_path)
+    _edit_json(other / "manifest.json", lambda m: m["dataset"].update(sha256="f" * 64))
+    out = tmp_path / "out"
+    html = write_report([toy["fvc_lenient"], other], out, n_replicates=50, worst_k=0).read_text()
+    assert "used different image files" in html and "not comparable" in html
+    assert len(list((out / "figures").glob("*-det.png"))) == 2
+
+
+def test_html_is_self_contained(toy_report):
+    html = (toy_report / "report.html").read_text()
+    assert "<script" not in html.lower()
+    assert "<link" not in html.lower()
+    assert "@import" not in html and "url(" not in html
+    assert "http://" not in html and "https://" not in html
+    srcs = [part.split('"', 1)[0] for part in html.split(' src="')[1:]]
+    assert srcs and all(s.startswith("data:image/") for s in srcs)
+
+
+def test_names_and_paths_are_escaped(toy, tmp_path):
+    run = copy_run(toy["fvc"], tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["extractor"]["name"] = "<img src=x onerror=alert(1)>"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    out = write_report([run], tmp_path / "out", n_replicates=50)
+    html = out.read_text()
+    assert "<img src=x" not in html
+    assert "&lt;img src=x onerror=alert(1)&gt;" in html
+
+
+def test_worst_errors_without_the_template_cache(toy, tmp_path):
+    run = copy_run(toy["fvc"], tmp_path)
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["settings"]["cache_dir"] = str(tmp_path / "cleared-cache")
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    html = write_report([run], tmp_path / "out", n_replicates=50).read_text()
+    assert "no longer in the template cache" in html
+    assert html.count("data:image/jpeg") == 6  # 3 impostor + 3 genuine pairs, images only
+
+
+def test_worst_errors_are_the_extreme_scores(toy):
+    from bench.report.worst import select
+
+    run = load_run(toy["fvc"])
+    imp, gen = select(run, 3)
+    c = run.comparisons[run.comparisons["kind"] == "ok"]
+    assert [x.score for x in imp] == sorted(c.loc[~c["genuine"], "score_value"], reverse=True)[:3]
+    assert [x.score for x in gen] == sorted(c.loc[c["genuine"], "score_value"])[:3]
+
+
+def test_pareto_front():
+    from bench.report.plots import pareto_front
+
+    # (cost, error): 2 is beaten by 1 on both; 3 has no error value
+    assert pareto_front([1.0, 2.0, 3.0, 0.5, 4.0], [0.2, 0.1, 0.3, 0.4, None]) == [3, 0, 1]
+
+
+# -------------------------------------------------------------------- bad run dirs
+def _edit_csv(path: Path, edit) -> None:
+    """Rewrite a CSV file with ``edit(frame) -> frame`` applied, as a hand edit would."""
+    edit(pd.read_csv(path, dtype=str, keep_default_na=False)).to_csv(path, index=False)
+
+
+def _set_first_ok(df, column, value):
+    df.loc[df.index[df["status"] == "ok"][0], column] = value
+    return df
+
+
+def _drop_rows(df, n):
+    return df.iloc[:-n]
+
+
+def _set_row(df, i, column, value):
+    df.loc[df.index[i], column] = value
+    return df
+
+
+def _repeat_first_row(df):
+    return pd.concat([df, df.iloc[:1]])
+
+
+BAD_RUNS = {
+    "missing scores": (lambda r: (r / "scores.csv").unlink(), "scores.csv is missing"),
+    "incomplete scores": (lambda r: _edit_csv(r / "scores.csv", lambda d: _drop_rows(d, 3)),
+                          "have no score"),
+    "older schema": (lambda r: _edit_json(r / "manifest.json", lambda m: m.update(schema_version=0)),
+                     "schema version 0"),
+    "manifest without matcher version": (
+        lambda r: _edit_json(r / "manifest.json", lambda m: m["matcher"].pop("version")),
+        "'matcher.version' is missing"),
+    "unknown status": (lambda r: _edit_csv(r / "scores.csv", lambda d: _set_first_ok(d, "status", "okay")),
+                       "unknown status ['okay']"),
+    "score missing": (lambda r: _edit_csv(r / "scores.csv", lambda d: _set_first_ok(d, "score", "")),
+                      "have no numeric score"),
+    "subject changed": (lambda r: _edit_csv(r / "scores.csv", _swap_subject), "disagrees with the subjects"),
+    "subject disagrees with extractions": (
+        lambda r: _edit_csv(r / "extractions.csv", lambda d: _set_row(d, 0, "subject", "99")),
+        "extractions.csv says '99'"),
+    "genuine flag flipped": (lambda r: _edit_csv(r / "scores.csv", lambda d: _set_row(d, 0, "genuine", "0")),
+                             "genuine flag of 1 rows disagrees"),
+    "pairs disagree with manifest": (lambda r: _edit_json(r / "manifest.json",
+                                                          lambda m: m["protocol"].update(n_impostor=99)),
+                                     "says 48 and 99"),
+    "extraction row missing": (lambda r: _edit_csv(r / "extractions.csv", lambda d: _drop_rows(d, 1)),
+                               "no row for 1 samples"),
+    "column missing": (lambda r: _edit_csv(r / "scores.csv", lambda d: d.drop(columns=["seconds"])),
+                       "missing columns ['seconds']"),
+    "ghost although enrolled": (lambda r: _edit_csv(r / "scores.csv",
+                                                    lambda d: _set_first_ok(d, "status", "enrol_failed")),
+                                "say 'enrol_failed' although"),
+    "duplicate pair": (lambda r: _edit_csv(r / "pairs.csv", _repeat_first_row), "repeat a pair"),
+    "manifest not JSON": (lambda r: (r / "manifest.json").write_text("{"), "not valid JSON"),
+}
+
+
+def _edit_json(path: Path, edit) -> None:
+    data = json.loads(path.read_text())
+    edit(data)
+    path.write_text(json.dumps(data))
+
+
+def _swap_subject(df):
+    i = df.index[df["genuine"] == "1"][0]
+    df.loc[i, "reference_subject"] = "other"
+    return df
+
+
+@pytest.mark.parametrize("case", sorted(BAD_RUNS))
+def test_bad_run_directories_get_a_clear_message(case, toy, tmp_path, caplog):
+    run = copy_run(toy["fvc"], tmp_path)
+    damage, message = BAD_RUNS[case]
+    damage(run)
+    with pytest.raises(RunDirError) as exc:
+        load_run(run)
+    assert message in str(exc.value)
+    assert str(run) in str(exc.value)  # names the run directory (and the file)
+    assert main(["report", "-q", str(run), "-o", str(tmp_path / "out")]) == 1
+    assert message in caplog.text
+
+
+def test_stale_metrics_json_is_a_warning(toy, tmp_path):
+    run = copy_run(toy["fvc"], tmp_path)
+    _edit_json(run / "metrics.json", lambda m: m["accuracy"].update(eer=0.5))
+    html = write_report([run], tmp_path / "out", n_replicates=50).read_text()
+    assert "stale or edited" in html
+
+
+# ------------------------------------------------------------------- browser check
+def _chromium() -> str | None:
+    for name in (os.environ.get("FINGERBENCH_CHROMIUM"), "chromium", "chromium-browser", "google-chrome"):
+        if name and shutil.which(name):
+            return shutil.which(name)
+    return None
+
+
+def test_report_renders_in_headless_chromium(toy_report, tmp_path):
+    from PIL import Image
+
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium found (install Debian's 'chromium' package, or set FINGERBENCH_CHROMIUM)")
+    shot = tmp_path / "report.png"
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+           "--disable-background-networking", "--disable-component-update", "--disable-sync",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--screenshot={shot}", "--window-size=1280,2000",
+           (toy_report / "report.html").resolve().as_uri()]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    assert shot.is_file(), f"no screenshot; chromium said: {proc.stderr[-2000:]}"
+    img = np.asarray(Image.open(shot).convert("L"), dtype=float)
+    assert img.shape == (2000, 1280)
+    assert img.std() > 20  # not a blank page: text, tables and plots
+    assert (img < 100).mean() > 0.01 and (img > 240).mean() > 0.3
+
+
+# ------------------------------------------------------------------------ real data
+def test_report_of_a_real_nbis_run(shared_data, tmp_path):
+    out = tmp_path / "runs"
+    assert main(["run", "-q", "-d", "fvc2002-db1-b", "--data-root", str(shared_data), "-e", "mindtct",
+                 "-m", "bozorth3", "-o", str(out), "--report"]) == 0
+    run = out / "fvc2002-db1-b" / "fvc" / "mindtct+bozorth3"
+    html = (run / "report.html").read_text()
+    assert "fvc2002-db1-b" in html and "mindtct + bozorth3" in html
+    assert html.count("data:image/jpeg") == 6 and "no longer in the template cache" not in html
+    doc = json.loads((run / "summary.json").read_text())
+    ind = doc["runs"][0]["indicators"]
+    assert ind["eer"]["n_genuine"] == 280 and ind["eer"]["n_impostor"] == 45
+    assert ind["fmr100"]["value"] is None  # 45 impostor comparisons
+    assert ind["eer"]["ci_low"] <= ind["eer"]["value"] <= ind["eer"]["ci_high"]

@@ -22,7 +22,8 @@ Examples:
   fingerbench run --dataset folder --dataset-path ./prints --dataset-param dpi=500 \\
                   -e ./my_extractor.py:MyExtractor -m bozorth3
   fingerbench metrics runs/fvc2002-db1-b/fvc/mindtct+bozorth3
-  fingerbench report runs/fvc2002-db1-b/fvc/mindtct+bozorth3
+  fingerbench report runs/fvc2002-db1-b/*/* -o report
+  fingerbench compare runs-main/ runs/ --fail-if eer:+0.5pp
 """
 
 

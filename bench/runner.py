@@ -174,15 +174,30 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
     out = []
     for item in items:
         rec: dict[str, Any] = {"status": EXTRACTION_OK, "error": "", "n_minutiae": "", "template_bytes": "", "seconds": ""}
-        try:
-            image = read_grayscale(Path(item["path"]), item.get("expected_size"))
-        except ImageError as exc:
-            rec.update(status="unreadable", error=str(exc))
-            out.append(rec)
-            continue
+        if item.get("template"):
+            # a dataset of template files: the extractor reads the file (bench.formats.plugin)
+            reader = getattr(extractor, "extract_file", None)
+            if not callable(reader):
+                rec.update(status="error", error=f"{item['path']}: a template file, but this extractor "
+                                                 f"reads images (use the 'template' extractor)")
+                out.append(rec)
+                continue
+
+            def call(path=Path(item["path"]), dpi=float(item["dpi"])) -> Template:
+                return reader(path, dpi)
+        else:
+            try:
+                image = read_grayscale(Path(item["path"]), item.get("expected_size"))
+            except ImageError as exc:
+                rec.update(status="unreadable", error=str(exc))
+                out.append(rec)
+                continue
+
+            def call(image=image, dpi=float(item["dpi"])) -> Template:
+                return extractor.extract(image, dpi)
         t0 = time.perf_counter()
         try:
-            tpl = extractor.extract(image, float(item["dpi"]))
+            tpl = call()
             seconds = time.perf_counter() - t0
             if not isinstance(tpl, Template):
                 raise TypeError(f"extract() returned {type(tpl).__name__}, not a bench.template.Template")
@@ -384,7 +399,7 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
                     continue
             except (OSError, json.JSONDecodeError):
                 pass
-        todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi,
+        todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi, "template": bool(s.attributes.get("template")),
                      "expected_size": dataset.info.image_size, "cache": str(npz)})
     ext_log.append(immediate)
 

@@ -55,12 +55,13 @@ _plugins_loaded = False
 
 
 def _builtins() -> list[tuple[DatasetInfo, Loader, tuple[str, ...]]]:
-    from bench.datasets import folder, fvc, nist, socofing
+    from bench.datasets import folder, fvc, nist, socofing, templates
 
     return [
         *fvc.registrations(),
         *socofing.registrations(),
         *nist.registrations(),
+        *templates.registrations(),
         (folder.INFO, folder.load_folder, ()),
     ]
 

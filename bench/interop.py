@@ -1,0 +1,279 @@
+"""Interoperability matrix (after NIST MINEX): every extractor against every matcher.
+
+Rows are extractors (template generators), columns matchers. A cell is an ordinary run
+directory made by :func:`bench.runner.run_benchmark`, at the place ``fingerbench run``
+would put it (``OUT/DATASET/PROTOCOL/EXTRACTOR+MATCHER``), so cells are resumed, shared
+with single runs, and recomputable with ``fingerbench metrics``. Templates are cached per
+extractor, so each extractor runs once whatever the number of matchers.
+
+Which cells are run:
+
+* native pairs, on the diagonal: extractor and matcher of the same family (the same
+  package under ``extractors/``, e.g. ``mindtct`` and ``bozorth3``), whatever the format;
+* cross pairs: any matcher that accepts standard minutiae (``"minutiae"`` among its
+  ``accepted_formats``) with any extractor whose templates carry standard minutiae (an
+  extractor whose templates turn out to hold none, such as an external program's opaque
+  templates, gets no cross cells).
+
+Each cell reports the EER and the FNMR at a fixed FMR (``None``, with the reason, where
+the protocol's impostor comparisons cannot resolve that FMR); each extractor its mean
+minutiae count, mean template size and median extraction time.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from bench import metrics as M
+from bench.datasets.base import Dataset
+from bench.evaluate import comparison_status, load_scores
+from bench.plugins import accepts
+from bench.protocols import PairList
+from bench.registry import PluginError
+from bench.runner import PluginSpec, RunConfig, run_benchmark
+from bench.store import EXTRACTION_OK, RunDir, RunDirError, write_json
+from bench.template import MINUTIAE_FORMAT
+
+log = logging.getLogger(__name__)
+
+
+def family(spec: PluginSpec) -> str:
+    """The family of a plugin: the package below ``extractors`` (``extractors.nbis:X`` ->
+    ``nbis``), else the top module, or the file name for ``file.py:Class`` targets."""
+    module = spec.target.rsplit(":", 1)[0]
+    if module.endswith(".py"):
+        return Path(module).stem
+    parts = module.split(".")
+    if parts[0] == "extractors" and len(parts) > 1:
+        return parts[1]
+    return parts[0]
+
+
+def safe_name(name: str) -> str:
+    return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
+
+
+@dataclass
+class Cell:
+    extractor: str
+    matcher: str
+    native: bool
+    run_dir: str | None = None
+    eer: float | None = None
+    fnmr: float | None = None
+    fnmr_reason: str | None = None
+    n_genuine: int = 0
+    n_impostor: int = 0
+    rej_enroll: int = 0
+    comparisons_per_second: float | None = None
+    skipped: str | None = None  # why the cell was not run
+    error: str | None = None  # why the run failed
+
+
+@dataclass
+class ExtractorSummary:
+    name: str
+    family: str
+    template_format: str
+    minutiae_mean: float | None = None
+    template_bytes_mean: float | None = None
+    extraction_ms_median: float | None = None
+    fte: float | None = None
+    error: str | None = None
+
+
+@dataclass
+class InteropResult:
+    dataset: str
+    protocol: str
+    fmr: float
+    extractors: list[ExtractorSummary]
+    matchers: list[str]
+    cells: list[Cell] = field(default_factory=list)
+
+    def cell(self, extractor: str, matcher: str) -> Cell | None:
+        for c in self.cells:
+            if c.extractor == extractor and c.matcher == matcher:
+                return c
+        return None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"dataset": self.dataset, "protocol": self.protocol, "fmr": self.fmr,
+                "extractors": [asdict(e) for e in self.extractors], "matchers": self.matchers,
+                "cells": [asdict(c) for c in self.cells]}
+
+    def to_markdown(self) -> str:
+        """The MINEX-style table: EER / FNMR@FMR per cell, native pairs in bold."""
+        pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
+        lines = [f"# Interoperability: {self.dataset}, protocol {self.protocol}", "",
+                 f"Each cell: EER % / FNMR % at FMR = {100 * self.fmr:g} %; **bold**: native pair "
+                 f"(extractor and matcher of one family); '-': not run (reason below the table); "
+                 f"FNMR 'n/a': the protocol's impostor comparisons cannot resolve that FMR.", ""]
+        head = "| extractor | minutiae | template bytes | extraction ms | " + " | ".join(self.matchers) + " |"
+        lines += [head, "|" + "---|" * (4 + len(self.matchers))]
+        notes: list[str] = []
+        for e in self.extractors:
+            row = [e.name, "n/a" if e.minutiae_mean is None else f"{e.minutiae_mean:.1f}",
+                   "n/a" if e.template_bytes_mean is None else f"{e.template_bytes_mean:.0f}",
+                   "n/a" if e.extraction_ms_median is None else f"{e.extraction_ms_median:.1f}"]
+            for m in self.matchers:
+                c = self.cell(e.name, m)
+                if c is None or c.skipped or c.error:
+                    row.append("-")
+                    if c is not None and (c.error or c.native):
+                        notes.append(f"{e.name} + {m}: {c.error or c.skipped}")
+                    continue
+                text = f"{pct(c.eer)} / {pct(c.fnmr)}"
+                row.append(f"**{text}**" if c.native else text)
+            lines.append("| " + " | ".join(row) + " |")
+        if notes:
+            lines += ["", "Not run or failed:", ""] + [f"- {n}" for n in notes]
+        return "\n".join(lines) + "\n"
+
+
+def _cell_metrics(run_dir: Path, fmr: float) -> dict[str, Any]:
+    run = RunDir(run_dir)
+    manifest = run.read_manifest()
+    df = load_scores(run)
+    higher = bool(manifest.get("matcher", {}).get("higher_is_better", True))
+    acc = M.compute_metrics(pd.to_numeric(df["score"], errors="coerce").to_numpy(float),
+                            df["genuine"].astype(int).to_numpy().astype(bool),
+                            comparison_status(df["status"]), higher_is_better=higher, fmr_targets=(fmr,))
+    point = next(iter(acc["fnmr_at_fmr"].values()))
+    return {"eer": acc["eer"], "fnmr": point["value"], "fnmr_reason": point["reason"],
+            "n_genuine": acc["n_genuine"], "n_impostor": acc["n_impostor"]}
+
+
+def _extractor_stats(run_dir: Path) -> dict[str, Any]:
+    ext = pd.read_csv(RunDir(run_dir).extractions, dtype={"sample": str, "status": str})
+    ext = ext.drop_duplicates("sample", keep="last")
+    ok = ext["status"] == EXTRACTION_OK
+
+    def mean(col: str, scale: float = 1.0, median: bool = False) -> float | None:
+        v = pd.to_numeric(ext.loc[ok, col], errors="coerce").to_numpy(float)
+        v = v[np.isfinite(v)]
+        if not v.size:
+            return None
+        return float((np.median(v) if median else v.mean()) * scale)
+
+    return {"minutiae_mean": mean("n_minutiae"), "template_bytes_mean": mean("template_bytes"),
+            "extraction_ms_median": mean("seconds", 1e3, median=True),
+            "fte": float((~ok).mean()) if len(ext) else None}
+
+
+def run_interop(
+    dataset: Dataset,
+    pairs: PairList,
+    extractors: list[PluginSpec],
+    matchers: list[PluginSpec],
+    out: Path,
+    cache_dir: Path,
+    *,
+    fmr: float = 0.01,
+    jobs: int = 0,
+    extract_timeout: float = 60.0,
+    compare_timeout: float = 10.0,
+    force: bool = False,
+    progress: bool | None = None,
+) -> InteropResult:
+    """Run every cell (see the module docstring) and write ``interop.json`` and
+    ``interop.md`` into ``out/DATASET/PROTOCOL``. A cell that fails (a plugin that cannot
+    be built, a worker that cannot start) is recorded with its error; the others go on."""
+    base = Path(out) / dataset.name / safe_name(pairs.protocol)
+    result = InteropResult(dataset.name, pairs.protocol, float(fmr), [], [m.name for m in matchers])
+    template_dataset = any("template" in s.attributes for s in dataset.samples)
+    built_matchers: dict[str, Any] = {}
+    for m in matchers:
+        try:
+            built_matchers[m.name] = m.build()
+        except Exception as exc:  # PluginError, or an import error of the plugin's own module
+            built_matchers[m.name] = exc
+    for e in extractors:
+        summary = ExtractorSummary(e.name, family(e), "?")
+        result.extractors.append(summary)
+        try:
+            instance = e.build()
+            summary.template_format = str(getattr(instance, "template_format", MINUTIAE_FORMAT))
+        except Exception as exc:
+            summary.error = f"{type(exc).__name__}: {exc}"
+            for m in matchers:
+                result.cells.append(Cell(e.name, m.name, family(e) == family(m), error=summary.error))
+            continue
+        reads_files = callable(getattr(instance, "extract_file", None))
+        if reads_files != template_dataset:
+            why = ("reads template files, not images" if reads_files
+                   else "extracts from images; this dataset holds template files")
+            for m in matchers:
+                result.cells.append(Cell(e.name, m.name, family(e) == family(m), skipped=f"{e.name} {why}"))
+            continue
+        native_first = sorted(matchers, key=lambda m: family(m) != family(e))
+        carries_minutiae: bool | None = None
+        for m in native_first:
+            native = family(m) == family(e)
+            cell = Cell(e.name, m.name, native)
+            result.cells.append(cell)
+            mat = built_matchers[m.name]
+            if isinstance(mat, Exception):
+                cell.error = f"matcher cannot be built: {mat}"
+                continue
+            formats = tuple(getattr(mat, "accepted_formats", ()))
+            if not native:
+                if MINUTIAE_FORMAT not in formats:
+                    cell.skipped = f"{m.name} accepts only {', '.join(formats)}"
+                    continue
+                if carries_minutiae is False:
+                    cell.skipped = f"the templates of {e.name} carry no standard minutiae"
+                    continue
+            elif not accepts(mat, summary.template_format):
+                cell.skipped = f"{m.name} does not accept {summary.template_format} templates"
+                continue
+            run_dir = base / f"{safe_name(e.name)}+{safe_name(m.name)}"
+            cfg = RunConfig(e, m, run_dir, Path(cache_dir), jobs=jobs, extract_timeout=extract_timeout,
+                            compare_timeout=compare_timeout, force=force, progress=progress)
+            try:
+                run_benchmark(dataset, pairs, cfg)
+                cell.run_dir = str(run_dir)
+                stats = _extractor_stats(run_dir)
+                for k, v in stats.items():
+                    if getattr(summary, k) is None:
+                        setattr(summary, k, v)
+                if carries_minutiae is None:
+                    carries_minutiae = bool(stats["minutiae_mean"])
+                for k, v in _cell_metrics(run_dir, fmr).items():
+                    setattr(cell, k, v)
+                sp = json.loads((run_dir / "metrics.json").read_text()).get("speed", {})
+                cell.comparisons_per_second = sp.get("comparisons_per_second_per_core")
+                cell.rej_enroll = int(json.loads((run_dir / "metrics.json").read_text())["enrolment"]["rej_enroll"])
+            except (PluginError, RunDirError, RuntimeError, OSError, ValueError) as exc:
+                cell.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
+                log.error("interop cell %s + %s failed: %s", e.name, m.name, cell.error)
+    base.mkdir(parents=True, exist_ok=True)
+    write_json(base / "interop.json", result.to_dict())
+    (base / "interop.md").write_text(result.to_markdown())
+    return result
+
+
+def available_specs(kind: str) -> tuple[list[PluginSpec], list[tuple[str, str]]]:
+    """Every registered plugin of ``kind`` that can run here, and (name, reason) of the others."""
+    from bench import registry
+
+    ok: list[PluginSpec] = []
+    skipped: list[tuple[str, str]] = []
+    for name in registry.names(kind):
+        e = registry.entry(kind, name)
+        avail, reason = e.availability()
+        needs = getattr(e.load(), "required_parameters", ()) if avail else ()
+        if needs:
+            skipped.append((name, f"needs parameters ({' '.join(needs)}); name it with -e/-m and --*-param"))
+        elif avail:
+            ok.append(PluginSpec(kind, e.name, e.target, {}))
+        else:
+            skipped.append((name, reason))
+    return ok, skipped

@@ -1,0 +1,1 @@
+"""Stand-alone benchmark scripts (run with python -m bench.scripts.<name>)."""

@@ -1,0 +1,119 @@
+"""Tests of the interoperability matrix (bench.interop and ``fingerbench interop``).
+
+A small dataset of real FVC2002 DB1_B images (3 fingers x 3 impressions) keeps every cell
+cheap; the extractors are MINDTCT, the toy extractor of the harness tests and an external
+FVC program whose templates are opaque.
+"""
+
+from __future__ import annotations
+
+import json
+import stat
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench import datasets, protocols
+from bench.interop import family, run_interop
+from bench.runner import PluginSpec
+from conftest import SHARED_DATA, dummy
+
+PROGRAM = '''\
+#!{python}
+import sys, zlib
+verb, image, template, config, output = sys.argv[1:6]
+data = open(image, "rb").read()[-2048:]
+if verb == "ENROLL":
+    open(template, "wb").write(zlib.compress(data))
+    line = f"{{image}} {{template}} OK"
+else:
+    ref = zlib.decompress(open(template, "rb").read())
+    line = f"{{image}} {{template}} OK {{sum(a == b for a, b in zip(ref, data)) / len(ref):.4f}}"
+open(output, "a").write(line + "\\n")
+'''
+
+
+@pytest.fixture(scope="module")
+def small(tmp_path_factory):
+    src = SHARED_DATA / "fvc2002" / "DB1_B"
+    if not src.is_dir():
+        pytest.skip(f"real test data not found at {src} (set FINGERBENCH_TEST_DATA)")
+    root = tmp_path_factory.mktemp("db")
+    for f in (101, 102, 103):
+        for i in (1, 2, 3):
+            (root / f"{f}_{i}.tif").write_bytes((src / f"{f}_{i}.tif").read_bytes())
+    program = root.parent / "fvcprog"
+    program.write_text(PROGRAM.format(python=sys.executable))
+    program.chmod(program.stat().st_mode | stat.S_IXUSR)
+    ds = datasets.open_dataset("folder", root=root, dpi=500)
+    return ds, protocols.build("all-pairs", ds), program
+
+
+def test_family():
+    assert family(PluginSpec("extractor", "mindtct", "extractors.nbis:MindtctExtractor")) == "nbis"
+    assert family(PluginSpec("matcher", "x", "extractors.afis.plugins:AfisMatcher")) == "afis"
+    assert family(PluginSpec("matcher", "toy", dummy("ToyMatcher"))) == "dummy_plugins"
+
+
+def test_interop_matrix(small, tmp_path):
+    pytest.importorskip("nbis", reason="nbis-py is not installed")
+    ds, pairs, program = small
+    fvc = {"name": "toyprog", "program": str(program)}
+    extractors = [
+        PluginSpec("extractor", "mindtct", "extractors.nbis:MindtctExtractor"),
+        PluginSpec("extractor", "toy", dummy("ToyExtractor")),
+        PluginSpec("extractor", "toyprog", "extractors.external:FvcExecutableExtractor", fvc),
+    ]
+    matchers = [
+        PluginSpec("matcher", "bozorth3", "extractors.nbis:Bozorth3Matcher"),
+        PluginSpec("matcher", "toymatch", dummy("ToyMatcher")),
+        PluginSpec("matcher", "toyprog", "extractors.external:FvcExecutableMatcher", fvc),
+        PluginSpec("matcher", "broken", "extractors.no_such_family:Matcher"),
+    ]
+    result = run_interop(ds, pairs, extractors, matchers, tmp_path / "runs", tmp_path / "cache", jobs=1,
+                         progress=False)
+    cell = result.cell
+    # native pairs (one family) on the diagonal, run; cross pairs with minutiae matchers, run
+    for e, m, native in (("mindtct", "bozorth3", True), ("toy", "toymatch", True), ("toyprog", "toyprog", True),
+                         ("mindtct", "toymatch", False), ("toy", "bozorth3", False)):
+        c = cell(e, m)
+        assert c.native is native and c.error is None and c.skipped is None, (e, m, c)
+        assert Path(c.run_dir).is_dir() and c.n_genuine == 9 and c.n_impostor == 27
+        assert c.eer is not None
+    assert cell("mindtct", "bozorth3").eer < 0.2
+    # FMR 1 % needs 100 impostor comparisons; 27 cannot resolve it
+    assert cell("mindtct", "bozorth3").fnmr is None and "impostor" in cell("mindtct", "bozorth3").fnmr_reason
+    # opaque templates get no cross cells; a matcher of another format is not crossed
+    assert "carry no standard minutiae" in cell("toyprog", "bozorth3").skipped
+    assert "accepts only fvc-exe:toyprog" in cell("mindtct", "toyprog").skipped
+    # a matcher whose module cannot be imported fails its cells, the rest goes on
+    assert "cannot import extractors.no_such_family" in cell("mindtct", "broken").error
+    summary = {e.name: e for e in result.extractors}
+    assert summary["mindtct"].minutiae_mean > 10 and summary["mindtct"].template_bytes_mean > 100
+    assert summary["toy"].minutiae_mean == 20 and summary["toyprog"].minutiae_mean == 0
+    base = tmp_path / "runs" / ds.name / "all-pairs"
+    saved = json.loads((base / "interop.json").read_text())
+    assert len(saved["cells"]) == 12 and saved["fmr"] == 0.01
+    table = (base / "interop.md").read_text()
+    assert "| mindtct |" in table and "**" in table and "broken" in table
+    # a second call resumes every run instead of recomputing it
+    again = run_interop(ds, pairs, extractors[:1], matchers[:1], tmp_path / "runs", tmp_path / "cache", jobs=1,
+                        progress=False)
+    assert again.cell("mindtct", "bozorth3").eer == cell("mindtct", "bozorth3").eer
+
+
+def test_interop_command(small, tmp_path, capsys):
+    pytest.importorskip("nbis", reason="nbis-py is not installed")
+    from bench.cli import main
+
+    ds, _, _ = small
+    code = main(["interop", "-d", "folder", "--dataset-path", str(ds.root), "--dataset-param", "dpi=500",
+                 "-p", "fvc", "-e", "mindtct", "-e", dummy("ToyExtractor"), "-m", "bozorth3",
+                 "-o", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "-j", "1", "--fmr", "0.1"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "# Interoperability: folder, protocol fvc" in out and "FMR = 10 %" in out
+    assert (tmp_path / "runs" / "folder" / "fvc" / "mindtct+bozorth3" / "scores.csv").is_file()
+    assert main(["interop", "-d", "folder", "--dataset-path", str(ds.root), "--dataset-param", "dpi=500",
+                 "-e", "mindtct", "-m", "bozorth3", "--fmr", "2"]) == 2

@@ -39,6 +39,12 @@ def _plugin(kind: str, name: str) -> Any:
     ok, reason = entry.availability()
     if not ok:
         pytest.skip(f"{kind} {name} is unavailable: {reason}")
+    cls = entry.load()
+    needs = getattr(cls, "required_parameters", ())
+    if needs:
+        pytest.skip(f"{kind} {name} cannot run with default parameters: it needs {' '.join(needs)}")
+    if kind == "extractor" and callable(getattr(cls, "extract_file", None)):
+        pytest.skip(f"extractor {name} reads template files, not images")
     return registry.create(kind, name)
 
 

@@ -149,3 +149,20 @@ def test_damaged_dataset_runs_to_the_end(shared_data, tmp_path, caplog):
     assert metrics["accuracy"]["n_enrol_failed_comparisons"] == len(ghosts) == 7 + 9 + 7
     messages = " ".join(r.getMessage() for r in caplog.records)
     assert "103_4.tif" in messages and "105_1" in messages
+
+
+@pytest.mark.slow
+def test_default_job_runs_every_builtin_family_on_the_synthetic_set(tmp_path, monkeypatch, capsys):
+    """The README's main job: no argument, embedded synthetic set, report at the end."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "-q"]) == 0
+    out = capsys.readouterr().out
+    for pair in ("mindtct+bozorth3", "classic+mcc"):
+        run = tmp_path / "runs" / "synthetic" / "fvc" / pair
+        metrics = json.loads((run / "metrics.json").read_text())
+        assert metrics["accuracy"]["n_genuine"] == 280 and metrics["accuracy"]["n_impostor"] == 45
+        assert 0.0 <= metrics["accuracy"]["eer"] < 0.5
+        assert pair in out
+    assert (tmp_path / "runs" / "report" / "report.html").is_file()
+    # a second run reuses the generated set, the templates and the scores
+    assert main(["run", "-q"]) == 0

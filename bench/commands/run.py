@@ -19,7 +19,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "metrics in a run directory. Interrupted runs resume where they stopped.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--dataset", "-d", required=True, help="dataset name (see 'fingerbench list datasets')")
+    p.add_argument("--dataset", "-d", default=None,
+                   help="dataset name (see 'fingerbench list datasets'); default: the embedded synthetic "
+                        "set (10 fingers x 8 impressions, generated into the cache on first use)")
     p.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
     p.add_argument("--data-root", type=Path,
                    help="folder that holds datasets in their default sub-folders "
@@ -30,9 +32,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="protocol name, or a CSV pair file with columns probe,reference[,genuine]")
     p.add_argument("--protocol-param", action="append", metavar="KEY=VALUE", default=[],
                    help="protocol parameter")
-    p.add_argument("--extractor", "-e", action="append", required=True,
-                   help="extractor name, or module:Class, or path/file.py:Class (repeat for several)")
-    p.add_argument("--matcher", "-m", action="append", required=True,
+    p.add_argument("--extractor", "-e", action="append",
+                   help="extractor name, or module:Class, or path/file.py:Class (repeat for several); "
+                        "with no -e and no -m: every built-in family, each extractor with its own matcher")
+    p.add_argument("--matcher", "-m", action="append",
                    help="matcher name, or module:Class, or path/file.py:Class (repeat for several)")
     p.add_argument("--extractor-param", action="append", metavar="KEY=VALUE", default=[],
                    help="parameter passed to every extractor")
@@ -48,7 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--chunk-size", type=int, default=64, help="comparisons sent to a worker at once")
     p.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
     p.add_argument("--retry-failed", action="store_true", help="recompute failed extractions and comparisons")
-    p.add_argument("--report", action="store_true", help="write the report into each run directory")
+    p.add_argument("--report", action="store_true",
+                   help="write a report of all the runs of this command to OUT/report (always done "
+                        "for the default job)")
     return p
 
 
@@ -56,12 +61,52 @@ def _safe(name: str) -> str:
     return "".join(c if c.isalnum() or c in "-_." else "_" for c in name)
 
 
-def run(args: argparse.Namespace) -> int:
-    from bench import datasets, protocols, registry
-    from bench.runner import PluginSpec, RunConfig, default_cache_dir, run_benchmark
+#: The default job's algorithm pairs: every built-in family, extractor with its own matcher.
+DEFAULT_PAIRS = (("mindtct", "bozorth3"), ("classic", "mcc"))
+
+
+def _plugin_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
+    """(extractor, matcher) names to run: the cartesian product of -e and -m, or the defaults."""
+    from bench import registry
+
+    if not args.extractor and not args.matcher:
+        pairs = []
+        for ext, mat in DEFAULT_PAIRS:
+            reasons = [r for ok, r in (registry.entry("extractor", ext).availability(),
+                                       registry.entry("matcher", mat).availability()) if not ok]
+            if reasons:
+                log.warning("skipping %s + %s: %s", ext, mat, "; ".join(reasons))
+            else:
+                pairs.append((ext, mat))
+        return pairs
+    if not args.extractor or not args.matcher:
+        raise registry.PluginError("give both --extractor and --matcher, or neither (for the default pairs)")
+    return [(e, m) for e in args.extractor for m in args.matcher]
+
+
+def _open_dataset(args: argparse.Namespace, cache_dir: Path):
+    from bench import datasets, registry
 
     ds_params = registry.parse_params(args.dataset_param)
-    dataset = datasets.open_dataset(args.dataset, root=args.dataset_path, data_root=args.data_root, **ds_params)
+    name = args.dataset
+    root = args.dataset_path
+    if name is None:
+        name = "synthetic"
+    if name == "synthetic" and root is None and args.data_root is None:
+        from bench.synthetic import ensure_dataset
+
+        log.info("using the embedded synthetic set (generated into %s on first use)", cache_dir)
+        root = ensure_dataset(cache_dir=cache_dir)
+    return datasets.open_dataset(name, root=root, data_root=args.data_root, **ds_params)
+
+
+def run(args: argparse.Namespace) -> int:
+    from bench import protocols, registry
+    from bench.runner import PluginSpec, RunConfig, default_cache_dir, run_benchmark
+
+    cache = args.cache_dir or default_cache_dir()
+    default_job = args.dataset is None and not args.extractor and not args.matcher
+    dataset = _open_dataset(args, cache)
     for problem in dataset.problems:
         log.warning("dataset %s: %s", dataset.name, problem)
     pairs = protocols.build(args.protocol, dataset, **registry.parse_params(args.protocol_param))
@@ -69,25 +114,29 @@ def run(args: argparse.Namespace) -> int:
              dataset.name, len(dataset.samples), pairs.protocol, pairs.n_genuine, pairs.n_impostor)
     ext_params = registry.parse_params(args.extractor_param)
     mat_params = registry.parse_params(args.matcher_param)
-    extractors = [PluginSpec.resolve("extractor", e, ext_params) for e in args.extractor]
-    matchers = [PluginSpec.resolve("matcher", m, mat_params) for m in args.matcher]
-    cache = args.cache_dir or default_cache_dir()
+    plugin_pairs = _plugin_pairs(args)
+    if not plugin_pairs:
+        raise registry.PluginError("no extractor and matcher to run")
     status = 0
-    for ext in extractors:
-        for mat in matchers:
-            out = args.out / dataset.name / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
-            cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
-                            compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,
-                            force=args.force, retry_failed=args.retry_failed)
-            try:
-                summary = run_benchmark(dataset, pairs, cfg)
-            except registry.PluginError as exc:
-                log.error("%s", exc)
-                status = 1
-                continue
-            print(f"{out}: {format_summary(summary.metrics)}")
-            if args.report:
-                from bench.report import write_report
+    done = []
+    for ext_name, mat_name in plugin_pairs:
+        ext = PluginSpec.resolve("extractor", ext_name, ext_params)
+        mat = PluginSpec.resolve("matcher", mat_name, mat_params)
+        out = args.out / dataset.name / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
+        cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
+                        compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,
+                        force=args.force, retry_failed=args.retry_failed)
+        try:
+            summary = run_benchmark(dataset, pairs, cfg)
+        except registry.PluginError as exc:
+            log.error("%s", exc)
+            status = 1
+            continue
+        done.append(out)
+        print(f"{out}: {format_summary(summary.metrics)}")
+    if done and (args.report or default_job):
+        from bench.report import write_report
 
-                write_report([out], out)
+        path = write_report(done, args.out / "report")
+        print(f"report: {path}")
     return status

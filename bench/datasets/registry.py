@@ -56,8 +56,10 @@ _plugins_loaded = False
 
 def _builtins() -> list[tuple[DatasetInfo, Loader, tuple[str, ...]]]:
     from bench.datasets import folder, fvc, nist, socofing, templates
+    from bench.synthetic import dataset as synthetic
 
     return [
+        *synthetic.registrations(),
         *fvc.registrations(),
         *socofing.registrations(),
         *nist.registrations(),

@@ -125,9 +125,18 @@ def test_named_difficulties_resolve_to_numbers():
 # -- the master print ---------------------------------------------------------------------------
 
 
-def test_class_proportions_are_the_natural_ones():
+def test_class_proportions_are_the_natural_ones_even_in_small_sets():
+    from collections import Counter
+
+    from bench.synthetic.orientation import class_for_finger
+
     assert sum(CLASS_FREQUENCIES.values()) == pytest.approx(100.0)
     assert CLASS_FREQUENCIES["left_loop"] == 33.8 and CLASS_FREQUENCIES["arch"] == 3.7
+    for seed in (0, 1, 2024):
+        counts = Counter(class_for_finger(seed, f) for f in range(1, 101))
+        for name, percent in CLASS_FREQUENCIES.items():
+            assert abs(counts[name] - percent) <= 2.5, (seed, counts)
+    assert class_for_finger(0, 5) == class_for_finger(0, 5) and len({class_for_finger(3, f) for f in range(1, 11)}) >= 3
 
 
 def test_loop_orientation_turns_around_the_core_by_half_a_turn():

@@ -16,16 +16,17 @@ Layout of ``out_dir``::
 Generation is resumable: every file is written atomically, a finger counts as done only
 when its marker lists files that are all present with the recorded sizes, and the set
 is complete only when the final ``.complete`` marker is there too (and every finger
-checks out). Running again with the same
-parameters completes an interrupted set and leaves finished fingers alone.
+checks out). Running again with the same parameters completes an interrupted set and
+leaves finished fingers alone.
 
-Reproducibility: a finger's class comes from :func:`~bench.synthetic.orientation.class_for_finger`
-(natural proportions even in small sets), its master print is drawn from ``SeedSequence(seed,
-spawn_key=(finger,))`` and each impression from ``spawn_key=(finger, impression)``, so
-a finger does not depend on how many fingers or impressions are generated, nor on the
-number of worker processes; pixels are identical on any machine with the same package
-versions (intermediate fields are rounded to a binary grid, filters run single-threaded),
-and the SHA-256 of every image's pixels is recorded to check it.
+Reproducibility: a finger's class comes from
+:func:`~bench.synthetic.orientation.class_for_finger` (natural proportions even in small
+sets), its master print is drawn from ``SeedSequence(seed, spawn_key=(finger,))`` and
+each impression from ``spawn_key=(finger, impression)``, so a finger does not depend on
+how many fingers or impressions are generated, nor on the number of worker processes.
+Everything runs single-threaded, and intermediate fields are rounded to a binary grid so
+that last-bit differences between processors' maths libraries vanish; the SHA-256 of
+every image's pixels is recorded in ``synthetic.json`` so another machine can check it.
 """
 
 from __future__ import annotations

@@ -17,8 +17,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from extractors.mcc.cylinders import wrap
-
 
 def sigmoid(v: np.ndarray | float, mu: float, tau: float) -> np.ndarray:
     """Z(v; mu, tau) = 1 / (1 + exp(-tau (v - mu)))."""
@@ -26,10 +24,11 @@ def sigmoid(v: np.ndarray | float, mu: float, tau: float) -> np.ndarray:
         return 1.0 / (1.0 + np.exp(-tau * (np.asarray(v) - mu)))
 
 
-def n_pairs(n_min: int, min_np: int, max_np: int, mu_p: float, tau_p: float) -> int:
-    """n_P = minNP + round(Z(min(nA, nB); mu_P, tau_P) * (maxNP - minNP))."""
-    z = float(sigmoid(float(n_min), mu_p, tau_p))
-    return int(min_np + np.floor(z * (max_np - min_np) + 0.5))
+def n_pairs(n_min: np.ndarray | int, min_np: int, max_np: int, mu_p: float, tau_p: float) -> np.ndarray | int:
+    """n_P = minNP + round(Z(min(nA, nB); mu_P, tau_P) * (maxNP - minNP)), elementwise."""
+    z = sigmoid(np.asarray(n_min, dtype=np.float64), mu_p, tau_p)
+    n_p = min_np + np.floor(z * (max_np - min_np) + 0.5).astype(np.int64)
+    return int(n_p) if np.ndim(n_p) == 0 else n_p
 
 
 def select_pairs(gamma: np.ndarray, n_r: int) -> tuple[np.ndarray, np.ndarray]:
@@ -67,8 +66,9 @@ def relaxed_scores(
     For pairs t = (a_t, b_t): ``delta`` (G, P) is the rotation theta(a_t) - theta(b_t)
     that maps the B minutia onto the A one; ``a_pairs`` / ``b_pairs`` (G, P, P) hold
     the distance a_t-a_k (real part) and the direction of the segment a_t->a_k
-    (imaginary part), and the same in B; ``lam0`` (G, P) the local similarities. ``mask`` (G, P) marks the real pairs (the first ``n_real`` of each
-    row; the others are padding and take no part); ``n_p`` (G,) is n_P of each row.
+    (imaginary part), and the same in B; ``lam0`` (G, P) the local similarities.
+    ``mask`` (G, P) marks the real pairs (the first ``n_real`` of each row; the others
+    are padding and take no part); ``n_p`` (G,) is n_P of each row.
 
     Compatibility of pairs t and k (Cappelli et al., eq. 24-27) is the product of three
     sigmoids of: d1 = |d(a_t,a_k) - d(b_t,b_k)|; d2 = |dphi(dphi(theta a_t, theta a_k),

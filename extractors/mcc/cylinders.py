@@ -54,11 +54,11 @@ class CylinderSet:
     ``xy`` and ``theta`` describe the minutiae the cylinders belong to (reference
     resolution, y up, radians); ``pairs`` holds, for every two of them, the distance
     (real part) and the direction (imaginary part) of the segment from the first to the
-    second, as one complex64 (n, n) matrix so that both are gathered at once. The cells are stored packed into uint64 words (bit variant,
-    ``packed``) or as float32 values in [0, 1] (sigmoid variant, ``values``); in both
-    cases cells outside the valid area are 0. ``valid`` is the spatial validity
-    (n, n_cells) and ``energy`` the per-spatial-cell sum of the squared cell values
-    over the directional layers (n, n_cells).
+    second, as one complex64 (n, n) matrix so that both are gathered at once. The cells
+    are stored packed into uint64 words (bit variant, ``packed``) or as float32 values
+    in [0, 1] (sigmoid variant, ``values``); in both cases cells outside the valid area
+    are 0. ``valid`` is the spatial validity (n, n_cells) and ``energy`` the
+    per-spatial-cell sum of the squared cell values over the directional layers.
     """
 
     xy: np.ndarray
@@ -80,6 +80,23 @@ class CylinderSet:
         return np.bincount(rows, minlength=len(self)), cols.astype(np.int32)
 
     @functools.cached_property
+    def probe_operands(self) -> "ProbeOperands":
+        """The matrices this set contributes when it is the probe of a comparison."""
+        partial = np.nonzero((self.valid == 0).any(axis=1))[0]
+        cells = np.concatenate([self.energy, self.valid]).T.copy()
+        theta = self.theta.astype(np.float32)
+        return ProbeOperands(
+            cells=self.dense().T.copy(),
+            partial=partial,
+            lost=(self.valid[partial] == 0).astype(np.float32).T.copy(),
+            energy_valid=cells,
+            totals=cells.sum(axis=0),
+            theta=theta,
+            cos=np.cos(theta),
+            sin=np.sin(theta),
+        )
+
+    @functools.cached_property
     def invalid_cells(self) -> tuple[np.ndarray, np.ndarray]:
         """Invalid spatial cells as (per-cylinder counts, column indices)."""
         rows, cols = np.nonzero(self.valid == 0)
@@ -91,6 +108,20 @@ class CylinderSet:
             return self.values
         raw = np.unpackbits(self.packed.view(np.uint8), axis=1, count=self.n_bits)
         return raw.astype(np.float32)
+
+
+@dataclass
+class ProbeOperands:
+    """A probe's side of the local-similarity products (see extractors.mcc.matcher)."""
+
+    cells: np.ndarray  # (bits, n) float32 cell values
+    partial: np.ndarray  # cylinders with at least one invalid cell
+    lost: np.ndarray  # (cells, len(partial)) 1 where those cylinders are invalid
+    energy_valid: np.ndarray  # (cells, 2 n): per-cell energy, then validity
+    totals: np.ndarray  # (2 n,) column sums of energy_valid
+    theta: np.ndarray  # (n,) float32 directions, and their cosines and sines
+    cos: np.ndarray
+    sin: np.ndarray
 
 
 def pair_geometry(xy: np.ndarray) -> np.ndarray:
@@ -153,6 +184,24 @@ def hull_distance(points: np.ndarray, hull: np.ndarray) -> np.ndarray:
     return dist
 
 
+def within_hull(points: np.ndarray, hull: np.ndarray, offset: float) -> np.ndarray:
+    """Whether each point lies within ``offset`` of the convex polygon ``hull`` (CCW).
+
+    Signed distances to the edge lines settle most points at once: inside all of them
+    means inside the polygon; farther than ``offset`` outside any of them means too far.
+    Only the points in between need the exact distance.
+    """
+    if len(hull) < 3:
+        return hull_distance(points, hull) <= offset
+    ab = np.roll(hull, -1, axis=0) - hull
+    normal = np.stack([ab[:, 1], -ab[:, 0]], axis=1) / np.maximum(np.hypot(ab[:, 0], ab[:, 1]), 1e-12)[:, None]
+    beyond = (points @ normal.T - (hull * normal).sum(axis=1)).max(axis=1)  # outward, per point
+    result = beyond <= 0
+    unsure = (beyond > 0) & (beyond <= offset)
+    result[unsure] = hull_distance(points[unsure], hull) <= offset
+    return result
+
+
 def build_cylinders(template: Template, p: CylinderParams) -> CylinderSet:
     """The valid cylinders of a template (possibly none)."""
     m = template.minutiae
@@ -164,7 +213,8 @@ def build_cylinders(template: Template, p: CylinderParams) -> CylinderSet:
     n_cells = len(offsets)
     n_bits = n_cells * p.nd
     empty = CylinderSet(
-        xy=np.empty((0, 2)), theta=np.empty(0), pairs=np.empty((0, 0), np.complex64), valid=np.empty((0, n_cells), np.float32),
+        xy=np.empty((0, 2)), theta=np.empty(0), pairs=np.empty((0, 0), np.complex64),
+        valid=np.empty((0, n_cells), np.float32),
         energy=np.empty((0, n_cells), np.float32), n_bits=n_bits,
         packed=np.empty((0, (n_bits + 63) // 64), np.uint64) if p.bits else None,
         values=None if p.bits else np.empty((0, n_bits), np.float32),
@@ -186,31 +236,42 @@ def build_cylinders(template: Template, p: CylinderParams) -> CylinderSet:
     cy = xy[candidates, 1:2] + s[:, None] * offsets[None, :, 0] + c[:, None] * offsets[None, :, 1]
 
     # Cell validity: inside the convex hull of the minutiae, enlarged by omega.
-    hull = _hull(xy)
     centres = np.stack([cx.ravel(), cy.ravel()], axis=1)
-    valid = (hull_distance(centres, hull) <= p.omega).reshape(len(candidates), n_cells)
+    valid = within_hull(centres, _hull(xy), p.omega).reshape(len(candidates), n_cells)
     # Cylinder validity, part 2: enough valid cells.
     ok = valid.sum(axis=1) >= p.min_valid_cells * n_cells
     candidates, cx, cy, valid = candidates[ok], cx[ok], cy[ok], valid[ok]
     if candidates.size == 0:
         return empty
 
-    # Spatial contributions: Gaussian of the distance from each cell centre to each other
-    # minutia, within 3 sigma_S.  (k, C, n)
-    dx = cx[:, :, None] - xy[None, None, :, 0]
-    dy = cy[:, :, None] - xy[None, None, :, 1]
-    d2 = dx * dx + dy * dy
-    spatial = np.exp(-d2 / (2 * p.sigma_s**2)) / (p.sigma_s * np.sqrt(TWO_PI))
-    spatial[d2 > (3 * p.sigma_s) ** 2] = 0.0
-    spatial[np.arange(len(candidates)), :, candidates] = 0.0  # a minutia is not its own neighbour
+    # Only minutiae within R + 3 sigma_S of a cylinder's own can reach its cells: gather
+    # them, padded to the largest count (padding and the minutia itself contribute 0).
+    near = dist[candidates] <= p.radius + 3 * p.sigma_s
+    near[np.arange(len(candidates)), candidates] = False  # a minutia is not its own neighbour
+    width = max(int(near.sum(axis=1).max()), 1)
+    order = np.argsort(~near, axis=1, kind="stable")[:, :width]  # (k, width) neighbour indices
+    real = np.take_along_axis(near, order, axis=1)
+
+    # Spatial contributions: Gaussian of the distance from each cell centre to each
+    # neighbour, within 3 sigma_S.  (k, C, width)
+    f = np.float32
+    dx = cx.astype(f)[:, :, None] - xy[order, 0].astype(f)[:, None, :]
+    dy = cy.astype(f)[:, :, None] - xy[order, 1].astype(f)[:, None, :]
+    dx *= dx
+    dy *= dy
+    d2 = np.add(dx, dy, out=dx)
+    too_far = (d2 > f(3 * p.sigma_s) ** 2) | ~real[:, None, :]
+    spatial = np.exp(d2 * f(-1 / (2 * p.sigma_s**2)), out=dy)
+    spatial *= f(1 / (p.sigma_s * np.sqrt(TWO_PI)))
+    spatial[too_far] = 0.0
 
     # Directional contributions: the share of a Gaussian (sigma_D) around each neighbour's
-    # direction difference that falls in each directional cell.  (k, n, ND)
+    # direction difference that falls in each directional cell.  (k, width, ND)
     delta_d = TWO_PI / p.nd
     layer = -np.pi + (np.arange(p.nd) + 0.5) * delta_d
-    dtheta = wrap(theta[candidates][:, None] - theta[None, :])  # (k, n)
+    dtheta = wrap(theta[candidates][:, None] - theta[order])  # (k, width)
     alpha = wrap(layer[None, None, :] - dtheta[:, :, None])
-    directional = ndtr((alpha + delta_d / 2) / p.sigma_d) - ndtr((alpha - delta_d / 2) / p.sigma_d)
+    directional = (ndtr((alpha + delta_d / 2) / p.sigma_d) - ndtr((alpha - delta_d / 2) / p.sigma_d)).astype(f)
 
     total = np.matmul(spatial, directional)  # (k, C, ND)
     if p.bits:

@@ -13,13 +13,14 @@ outside its own valid cells, every count is a product of 0/1 matrices:
     popcount(b|a)           = sum over cells of bits(b) * valid(a)
     popcount(a|b xor b|a)   = popcount(a|b) + popcount(b|a) - 2 popcount(a and b)
 
-so one probe is compared with every cylinder of a gallery by two matrix products. Bits
-are sparse (about 7 % set) and validity is almost everywhere 1, so the gallery side is
-kept as sparse matrices of set bits and of *invalid* cells; counts of 0/1 values are
-exact in float32. This measured three to four times faster than a dense BLAS product and
-than numpy popcounts over packed uint64 words
+so one probe is compared with every cylinder of a gallery by a few matrix products.
+Bits are sparse (about 7 % set) and validity is almost everywhere 1, so the gallery side
+is kept as sparse matrices of its set bits and of its *invalid* cells, and the terms
+above are computed as "everything minus what the invalid cells remove"; sums of 0/1
+values are exact in float32. On the development machine this was three to four times
+faster than a dense BLAS product and than numpy popcounts over packed uint64 words
 (:func:`extractors.mcc.cylinders.popcount_similarity` is that textbook version, used by
-the tests as the reference).
+the tests as the reference). Cylinders are stored packed (uint64 words) per template.
 
 Consolidation
 -------------
@@ -198,7 +199,8 @@ class MccMatcher:
         )
 
     def _caches(self) -> tuple[weakref.WeakKeyDictionary, dict]:
-        """Per-template cylinders and the last stacked gallery, for the current parameters."""
+        """Per-template (cylinders, single-template stack) and the last stacked gallery,
+        for the current parameters."""
         params = self._cylinder_params()
         state = self.__dict__.get("_cache_state")
         if state is None or state[0] != params:
@@ -206,21 +208,31 @@ class MccMatcher:
             self._cache_state = state
         return state[1], state[2]
 
-    def prepare(self, template: Template) -> CylinderSet:
-        """The template's valid cylinders, computed once per Template object."""
+    def _prepared(self, template: Template) -> list:
+        """The cache entry of a template: [cylinders, stack of this template alone or None]."""
         per_template, _ = self._caches()
         try:
             return per_template[template]
         except KeyError:
             pass
         except TypeError:  # not weak-referenceable: no caching
-            return build_cylinders(template, self._cylinder_params())
-        cyl = build_cylinders(template, self._cylinder_params())
-        per_template[template] = cyl
-        return cyl
+            return [build_cylinders(template, self._cylinder_params()), None]
+        entry = [build_cylinders(template, self._cylinder_params()), None]
+        per_template[template] = entry
+        return entry
+
+    def prepare(self, template: Template) -> CylinderSet:
+        """The template's valid cylinders, computed once per Template object."""
+        return self._prepared(template)[0]
 
     def _stack(self, gallery: Sequence[Template]) -> _Stack:
-        """The gallery's cylinders stacked; the last stack is kept for repeated 1:N calls."""
+        """The gallery's cylinders stacked. A one-template stack is kept with the
+        template (for 1:1 comparisons); the last larger one is kept for repeated 1:N calls."""
+        if len(gallery) == 1:
+            entry = self._prepared(gallery[0])
+            if entry[1] is None:
+                entry[1] = self._build_stack([entry[0]])
+            return entry[1]
         _, stacks = self._caches()
         key = tuple(id(t) for t in gallery)
         cached = stacks.get("last")
@@ -293,7 +305,7 @@ class MccMatcher:
             size = -(-n_r // _PAIR_BUCKET) * _PAIR_BUCKET
             by_size[size].append((members, n_r, idx // n_a, idx % n_a, lam0))
 
-        a_theta = a.theta.astype(np.float32)
+        a_theta = a.probe_operands.theta
         for size, parts in by_size.items():
             members = np.concatenate([p[0] for p in parts])
             n_real = np.concatenate([np.full(len(p[0]), p[1]) for p in parts])
@@ -301,8 +313,8 @@ class MccMatcher:
             rows = _pad_columns([p[3] for p in parts], size, 0)  # A minutiae
             lam0 = _pad_columns([p[4] for p in parts], size, 0.0).astype(np.float32)
             mask = np.arange(size)[None, :] < n_real[:, None]
-            n_p = np.array([consolidation.n_pairs(int(n), int(self.min_np), int(self.max_np), float(self.mu_p),
-                                                  float(self.tau_p)) for n in range(size + 1)])[n_real]
+            n_p = consolidation.n_pairs(n_real, int(self.min_np), int(self.max_np), float(self.mu_p),
+                                        float(self.tau_p))
             chunk = max(1, _RELAX_ELEMENTS // (size * size))
             for lo in range(0, len(members), chunk):
                 sl = slice(lo, lo + chunk)
@@ -325,55 +337,54 @@ class MccMatcher:
         """
         n_a = len(a)
         out = np.empty((stack.n_rows, n_a), dtype=np.float32)
-        a_bits = a.dense().T.copy()  # (bits, n_A)
         # popcount(b|a) = popcount(b) - (set bits of b on a's invalid cells): only the
-        # probe cylinders with invalid cells, and only those cells, need the second term.
-        partial = np.nonzero((a.valid == 0).any(axis=1))[0]
-        lost_cells = np.nonzero((a.valid[partial] == 0).any(axis=0))[0]
-        a_lost = (a.valid[partial][:, lost_cells] == 0).astype(np.float32).T.copy()  # (lost cells, partial)
-        # What a, and a's valid cells, lose on the gallery cylinder's invalid cells.
-        probe_cells = np.concatenate([a.energy, a.valid]).T.copy()  # (cells, 2 n_A)
-        probe_totals = probe_cells.sum(axis=0)
-        a_cos, a_sin = np.cos(a.theta).astype(np.float32), np.sin(a.theta).astype(np.float32)
+        # probe cylinders with invalid cells ("partial") need the second term; popcount(a|b)
+        # and the cells valid in both come from what a loses on b's invalid cells.
+        probe = a.probe_operands
+        partial = probe.partial
         min_both = np.float32(float(self.min_matchable_cells) * a.valid.shape[1])
         limit = float(self.max_angle_difference)
         min_cos = np.float32(math.cos(limit) if limit < math.pi else -2.0)  # -2: no limit
         lo = 0
         for k, cells in enumerate(stack.cells):
             hi = lo + cells.shape[0]
-            ab = np.asarray(cells @ a_bits, dtype=np.float32)  # popcount(a and b)
+            ab = np.asarray(cells @ probe.cells, dtype=np.float32)  # popcount(a and b)
             if self.bits:
                 nb = np.empty_like(ab)
                 nb[:] = stack.popcount[lo:hi, None]
                 if partial.size:
-                    nb[:, partial] -= np.asarray(stack.energy[k][:, lost_cells] @ a_lost, dtype=np.float32)
-                na_both = np.asarray(stack.support[k] @ probe_cells, dtype=np.float32)
-                np.subtract(probe_totals, na_both, out=na_both)
+                    nb[:, partial] -= np.asarray(stack.energy[k] @ probe.lost, dtype=np.float32)
+                na_both = np.asarray(stack.support[k] @ probe.energy_valid, dtype=np.float32)
+                np.subtract(probe.totals, na_both, out=na_both)
             else:
                 # Sigmoid values: 1 - sqrt(|a|^2 + |b|^2 - 2 a.b) / ... cancels for similar
                 # cylinders, so these sums are taken in float64.
-                ab = np.asarray(cells.astype(np.float64) @ a_bits.astype(np.float64))
+                ab = np.asarray(cells.astype(np.float64) @ probe.cells.astype(np.float64))
                 nb = stack.energy[k].astype(np.float64) @ a.valid.T.astype(np.float64)
-                na_both = stack.support[k].astype(np.float64) @ probe_cells.astype(np.float64)
+                na_both = stack.support[k].astype(np.float64) @ probe.energy_valid.astype(np.float64)
             na, both = na_both[:, :n_a], na_both[:, n_a:]  # popcount(a|b), cells valid in both
             ok = both >= min_both
-            cos_d = np.multiply.outer(stack.cos[lo:hi], a_cos)
-            cos_d += np.multiply.outer(stack.sin[lo:hi], a_sin)
+            cos_d = np.multiply.outer(stack.cos[lo:hi], probe.cos)
+            cos_d += np.multiply.outer(stack.sin[lo:hi], probe.sin)
             ok &= cos_d >= min_cos
             # 1 - ||a|b xor b|a|| / (||a|b|| + ||b|a||), ||a|b xor b|a||^2 = |a|b| + |b|a| - 2 |a and b|
-            xor = np.add(na, nb, out=cos_d if na.dtype == cos_d.dtype else None)
+            target = out[lo:hi]
+            sim = target if na.dtype == out.dtype else np.empty(na.shape, na.dtype)
+            np.add(na, nb, out=sim)
             ab *= 2
-            xor -= ab
-            np.maximum(xor, 0, out=xor)
-            np.sqrt(xor, out=xor)
+            sim -= ab
+            if not self.bits:
+                np.maximum(sim, 0, out=sim)  # rounding; bit counts are exact
+            np.sqrt(sim, out=sim)
             denom = np.sqrt(na, out=ab)
             denom += np.sqrt(nb, out=nb)
             ok &= denom > 0
             with np.errstate(divide="ignore", invalid="ignore"):
-                np.divide(xor, denom, out=xor)
-            np.subtract(1, xor, out=xor)
-            np.copyto(xor, 0, where=~ok)  # also replaces the NaN of 0 / 0
-            out[lo:hi] = xor
+                np.divide(sim, denom, out=sim)
+            np.subtract(1, sim, out=sim)
+            np.copyto(sim, 0, where=~ok)  # also replaces the NaN of 0 / 0
+            if sim is not target:
+                target[...] = sim
             lo = hi
         return out
 
@@ -387,8 +398,8 @@ class MccMatcher:
         b_pairs = (stack.pair_starts[members][:, None] + cols * n_b)[:, :, None] + cols[:, None, :]
         delta = a_theta[rows] - stack.theta[stack.starts[members][:, None] + cols]
         return consolidation.relaxed_scores(
-            delta, a.pairs.take(a_pairs), stack.pairs.take(b_pairs), lam0, mask, n_real, n_p, float(self.w_r), int(self.n_rel),
-            tuple(self.rho_mu), tuple(self.rho_tau),
+            delta, a.pairs.take(a_pairs), stack.pairs.take(b_pairs), lam0, mask, n_real, n_p,
+            float(self.w_r), int(self.n_rel), tuple(self.rho_mu), tuple(self.rho_tau),
         )
 
 

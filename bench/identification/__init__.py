@@ -1,0 +1,46 @@
+"""Identification (1:N): protocols, metrics, synthetic templates at scale, and the runner::
+
+    from pathlib import Path
+    from bench.identification import protocol, IdentificationConfig, run_identification
+    from bench.runner import PluginSpec
+
+    p = protocol.synthetic(gallery_subjects=10_000, probes=300)      # one third mated
+    cfg = IdentificationConfig(PluginSpec.resolve("matcher", "mcc"), out=Path("runs/1n"))
+    summary = run_identification(p, cfg)                             # local processes
+    summary.metrics["rank_identification_rate"]["1"]
+
+See :mod:`.runner` for the run directory, :mod:`.metrics` for the definitions,
+:mod:`.synthetic` for what synthetic templates are (and are not), and
+:mod:`.backends` for running on a Dask cluster. Names are imported on first use, so a
+worker process that only searches does not load the template generators.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "BackendError": "bench.identification.backends",
+    "DaskBackend": "bench.identification.backends",
+    "LocalBackend": "bench.identification.backends",
+    "IdentificationProtocol": "bench.identification.protocol",
+    "IdentificationConfig": "bench.identification.runner",
+    "IdentificationSummary": "bench.identification.runner",
+    "evaluate_run": "bench.identification.runner",
+    "format_summary": "bench.identification.runner",
+    "run_identification": "bench.identification.runner",
+    "MissingTemplatesError": "bench.identification.sources",
+    "TemplateSources": "bench.identification.sources",
+}
+_MODULES = ("metrics", "protocol", "synthetic", "store", "search", "backends", "sources", "results", "runner")
+
+__all__ = sorted([*_EXPORTS, *_MODULES])
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    if name in _MODULES:
+        return importlib.import_module(f"bench.identification.{name}")
+    raise AttributeError(f"module 'bench.identification' has no attribute {name!r}")

@@ -1,0 +1,297 @@
+"""The unit of 1:N work: one probe shard searched against one gallery shard.
+
+A run is a grid of units (probe shard b, gallery shard g). A unit loads its gallery
+shard (whole subjects only, see :func:`.store.shard_bounds`), lets the matcher prepare
+the templates if it can (``prepare(template)``), then, for each probe, asks the matcher
+for the scores against the shard -- ``compare_many(probe, templates)`` when the matcher
+has it, else one ``compare`` per template -- optionally after the matcher's pre-filter
+``filter_candidates(probe, templates) -> bool mask`` (templates it rules out are not
+compared: the penetration rate). Scores are reduced at once, so nothing of size
+"gallery" leaves the unit:
+
+* the unit's top ``K = L + 1`` subjects per probe (subject score = best template score;
+  order: score descending, then gallery subject number), enough to merge exact global
+  top-L lists and to compute exact pessimistic mate ranks up to ``L``;
+* the mate subject's score, when the mate lives in this shard (each subject lives in
+  exactly one gallery shard);
+* every mated comparison score (probe, gallery template, score);
+* histograms of all mated and non-mated comparison scores (see
+  :func:`.metrics.histogram_keys`);
+* counts (compared, failed) and timings: wall-clock and CPU seconds inside the matcher's
+  comparison calls per probe, preparation and loading per unit, the worker's CPU time
+  so far and its peak memory. CPU times (per thread) stay meaningful on a loaded
+  machine, where wall-clock times include waiting for a core.
+
+The same function runs in a local worker process and on a Dask worker; workers keep the
+matcher and the probe templates between units of the same run.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.identification.metrics import histogram_keys
+from bench.identification.store import STATUS_OK, Shard, TemplateStore
+from bench.runner import PluginSpec
+from bench.template import Template
+
+log = logging.getLogger(__name__)
+
+_N_BINS = 1 << 16
+_PROBE_SHARDS_KEPT = 4
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """Everything a worker needs to run units of one run (small and picklable)."""
+
+    key: str  # identifies the run (worker caches are keyed by it)
+    matcher: PluginSpec
+    higher_is_better: bool
+    gallery_store: str
+    probe_store: str
+    candidates: int  # L
+
+    @property
+    def keep(self) -> int:
+        """Candidates kept per unit and merge: L + 1 (for exact ranks up to L)."""
+        return int(self.candidates) + 1
+
+
+def peak_rss_bytes() -> int:
+    """Peak resident memory of this process.
+
+    Linux: VmHWM of /proc/self/status, which starts afresh at exec; ``ru_maxrss`` does
+    not (a spawned worker would report its parent's peak). Elsewhere ``ru_maxrss``.
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        import resource
+        import sys
+
+        rss = int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+        return rss if sys.platform == "darwin" else rss * 1024
+    except Exception:  # pragma: no cover
+        return 0
+
+
+class SearchWorker:
+    """Per-process (per-thread on Dask) state: the matcher and cached probe shards."""
+
+    def __init__(self, ctx: SearchContext) -> None:
+        self.ctx = ctx
+        self.matcher = ctx.matcher.build()
+        self._probes: OrderedDict[int, tuple[Shard, list[Template | None]]] = OrderedDict()
+        self._warned_many = False
+
+    # ------------------------------------------------------------------ inputs
+    def probes(self, b: int) -> tuple[Shard, list[Template | None], float, float]:
+        """Probe shard ``b`` and its templates; the wall and CPU seconds spent preparing
+        them (0 when they were cached)."""
+        hit = self._probes.get(b)
+        if hit is not None:
+            self._probes.move_to_end(b)
+            return hit[0], hit[1], 0.0, 0.0
+        shard = TemplateStore(Path(self.ctx.probe_store)).load(b)
+        templates = shard.templates()
+        t0, c0 = time.perf_counter(), time.thread_time()
+        self._prepare([t for t in templates if t is not None])
+        seconds, cpu = time.perf_counter() - t0, time.thread_time() - c0
+        self._probes[b] = (shard, templates)
+        if len(self._probes) > _PROBE_SHARDS_KEPT:
+            self._probes.popitem(last=False)
+        return shard, templates, seconds, cpu
+
+    def _prepare(self, templates: Sequence[Template]) -> None:
+        prepare = getattr(self.matcher, "prepare", None)
+        if callable(prepare):
+            for t in templates:
+                prepare(t)
+
+    # ------------------------------------------------------------------ scoring
+    def _scores(self, probe: Template, targets: list[Template]) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of ``probe`` against ``targets`` and a mask of failed comparisons."""
+        n = len(targets)
+        if n == 0:
+            return np.empty(0), np.zeros(0, dtype=bool)
+        many = getattr(self.matcher, "compare_many", None)
+        if callable(many) and n > 1:
+            try:
+                s = np.asarray(many(probe, targets), dtype=np.float64).ravel()
+                if s.shape != (n,):
+                    raise ValueError(f"compare_many returned {s.size} scores for {n} templates")
+                return s, ~np.isfinite(s)
+            except Exception as exc:  # fall back to single calls so each failure is attributed
+                if not self._warned_many:
+                    log.warning("compare_many failed (%s: %s); comparing one by one", type(exc).__name__, exc)
+                    self._warned_many = True
+        s = np.empty(n, dtype=np.float64)
+        for j, t in enumerate(targets):
+            try:
+                s[j] = float(self.matcher.compare(probe, t))
+            except Exception:
+                s[j] = np.nan
+        return s, ~np.isfinite(s)
+
+    # ------------------------------------------------------------------ the unit
+    def run(self, b: int, g: int) -> dict[str, Any]:
+        t_unit, c_unit = time.perf_counter(), time.thread_time()
+        ctx = self.ctx
+        pshard, probes, probe_prep, probe_prep_cpu = self.probes(b)
+        gshard = TemplateStore(Path(ctx.gallery_store)).load(g)
+        live = np.flatnonzero(gshard.status == STATUS_OK)
+        gallery = [gshard.template(int(i)) for i in live]
+        gsubj = gshard.subject_index[live].astype(np.int64)
+        t_loaded, c_loaded = time.perf_counter(), time.thread_time()
+        self._prepare(gallery)  # type: ignore[arg-type]
+        prep = time.perf_counter() - t_loaded + probe_prep
+        prep_cpu = time.thread_time() - c_loaded + probe_prep_cpu
+        load = t_loaded - t_unit - probe_prep
+        subjects, starts = np.unique(gsubj, return_index=True)  # shards are sorted by subject
+        P, K = len(probes), ctx.keep
+        cand_subject = np.full((P, K), -1, dtype=np.int32)
+        cand_score = np.full((P, K), -np.inf)
+        mate_score = np.full(P, np.nan)
+        n_compared = np.zeros(P, dtype=np.int64)
+        n_failed = np.zeros(P, dtype=np.int64)
+        seconds = np.zeros(P)
+        cpu = np.zeros(P)
+        hist = np.zeros((2, _N_BINS), dtype=np.int64)  # row 0 non-mated, 1 mated
+        mated_probe, mated_entry, mated_value = [], [], []
+        filt = getattr(self.matcher, "filter_candidates", None)
+        sign = 1.0 if ctx.higher_is_better else -1.0
+        for i, probe in enumerate(probes):
+            if probe is None:
+                continue
+            mate = int(pshard.subject_index[i])
+            t0, c0 = time.perf_counter(), time.thread_time()
+            if callable(filt) and gallery:
+                keep = np.asarray(filt(probe, gallery), dtype=bool).ravel()
+                if keep.shape != (len(gallery),):
+                    raise ValueError(f"filter_candidates returned {keep.size} values for {len(gallery)} templates")
+                idx = np.flatnonzero(keep)
+                targets = [gallery[j] for j in idx]
+            else:
+                idx = np.arange(len(gallery))
+                targets = gallery  # type: ignore[assignment]
+            raw, failed = self._scores(probe, targets)  # type: ignore[arg-type]
+            seconds[i] = time.perf_counter() - t0
+            cpu[i] = time.thread_time() - c0
+            s = raw * sign
+            is_mate = gsubj[idx] == mate
+            s[failed & is_mate] = -np.inf
+            s[failed & ~is_mate] = np.inf
+            n_compared[i] = idx.size
+            n_failed[i] = int(failed.sum())
+            good = ~failed
+            if good.any():
+                keys = histogram_keys(s[good])
+                m = is_mate[good]
+                hist[1] += np.bincount(keys[m], minlength=_N_BINS)
+                hist[0] += np.bincount(keys[~m], minlength=_N_BINS)
+            if mate >= 0 and is_mate.any():
+                mated_probe.extend([i] * int(is_mate.sum()))
+                mated_entry.extend(live[idx[is_mate]].tolist())
+                mated_value.extend(s[is_mate].tolist())
+            if subjects.size == 0:
+                continue
+            full = np.full(len(gallery), -np.inf)
+            full[idx] = s
+            subj_score = np.maximum.reduceat(full, starts)
+            pos = int(np.searchsorted(subjects, mate)) if mate >= 0 else -1
+            if 0 <= pos < subjects.size and subjects[pos] == mate:
+                mate_score[i] = subj_score[pos]
+            cand = np.flatnonzero(subj_score > -np.inf)
+            if cand.size > K:
+                kth = np.partition(subj_score[cand], cand.size - K)[cand.size - K]
+                cand = cand[subj_score[cand] >= kth]
+            order = np.lexsort((subjects[cand], -subj_score[cand]))[:K]
+            chosen = cand[order]
+            cand_subject[i, : chosen.size] = subjects[chosen]
+            cand_score[i, : chosen.size] = subj_score[chosen]
+        compare_total = float(seconds.sum())
+        nz = [np.flatnonzero(h) for h in hist]
+        return {
+            "probe_shard": b,
+            "gallery_shard": g,
+            "cand_subject": cand_subject,
+            "cand_score": cand_score,
+            "mate_score": mate_score,
+            "n_compared": n_compared,
+            "n_failed": n_failed,
+            "compare_seconds": seconds,
+            "compare_cpu_seconds": cpu,
+            "mated_probe": np.asarray(mated_probe, dtype=np.int32),
+            "mated_entry": np.asarray(mated_entry, dtype=np.int64),  # position in the gallery shard
+            "mated_score": np.asarray(mated_value, dtype=np.float64),
+            "hist_nonmated_bins": nz[0].astype(np.uint16),
+            "hist_nonmated_counts": hist[0][nz[0]],
+            "hist_mated_bins": nz[1].astype(np.uint16),
+            "hist_mated_counts": hist[1][nz[1]],
+            "unit_seconds": np.float64(time.perf_counter() - t_unit),
+            "load_seconds": np.float64(load),
+            "prepare_seconds": np.float64(prep),
+            "matcher_seconds": np.float64(compare_total),
+            "unit_cpu_seconds": np.float64(time.thread_time() - c_unit),
+            "prepare_cpu_seconds": np.float64(prep_cpu),
+            "matcher_cpu_seconds": np.float64(cpu.sum()),
+            "process_cpu_seconds": np.float64(time.process_time()),
+            "gallery_templates": np.int64(len(gallery)),
+            "peak_rss_bytes": np.int64(peak_rss_bytes()),
+            "pid": np.int64(os.getpid()),
+            "host": np.asarray(socket.gethostname()),
+        }
+
+
+# --------------------------------------------------------- worker entry points
+_workers: dict[tuple[str, int], SearchWorker] = {}
+_workers_lock = threading.Lock()
+
+
+def worker_for(ctx: SearchContext) -> SearchWorker:
+    """This thread's worker for ``ctx`` (built once; Dask workers may run threads)."""
+    key = (ctx.key, threading.get_ident())
+    with _workers_lock:
+        w = _workers.get(key)
+        if w is None:
+            for k in [k for k in _workers if k[1] == key[1]]:  # one run at a time per thread
+                del _workers[k]
+            w = _workers[key] = SearchWorker(ctx)
+    return w
+
+
+def run_unit(ctx: SearchContext, b: int, g: int) -> dict[str, Any]:
+    """Run unit (b, g) in this process (the Dask task function)."""
+    return worker_for(ctx).run(b, g)
+
+
+def setup_local(ctx: SearchContext) -> SearchWorker:
+    """IsolatedPool set-up: one worker state per process."""
+    return SearchWorker(ctx)
+
+
+def handle_local(worker: SearchWorker, items: list[tuple[int, int]]) -> list[dict[str, Any]]:
+    """IsolatedPool handler: run the units of one task."""
+    return [worker.run(b, g) for b, g in items]
+
+
+def can_read(paths: Sequence[str]) -> str:
+    """On a worker: "" when every path is readable, else what is not (Dask pre-flight)."""
+    bad = [p for p in paths if not os.access(p, os.R_OK)]
+    return "" if not bad else f"{socket.gethostname()} cannot read {', '.join(bad)}"

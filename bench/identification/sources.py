@@ -1,0 +1,261 @@
+"""Where a protocol's templates come from, and how they become template stores.
+
+Two sources, chosen per template id:
+
+* ids of the form ``syn:S<subject>_<impression>`` are made by the synthetic minutiae
+  model (:mod:`.synthetic`) from the run's model parameters and seed;
+* any other id names a sample of the dataset, whose template is extracted by the
+  extractor once and cached exactly as ``fingerbench run`` caches it (same cache
+  folder and keys, so both commands share extractions).
+
+An id that neither source knows, or a dataset sample whose image file is absent, is an
+error naming the ids (a benchmark silently smaller than its protocol is worse than none).
+A failed extraction (failure to enrol, unreadable image, crash, timeout) is not: the
+template is marked as failed and the metrics count it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import sys
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from bench.datasets.base import Dataset, sha256_file
+from bench.identification import synthetic as syn
+from bench.identification.store import Shard, TemplateStore, shard_bounds
+from bench.isolation import IsolatedPool, Task, TaskFailure
+from bench.protocols import ProtocolError
+from bench.runner import PluginSpec, _extract_items, _setup_extractor, extractor_key
+from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, CsvLog, one_line
+from bench.template import Template
+
+log = logging.getLogger(__name__)
+
+#: Below this many templates to write, stores are written in this process.
+_PARALLEL_FROM = 4000
+#: Locators: how to get one template.
+SYNTHETIC = "synthetic"
+CACHED = "cached"
+FAILED = "failed"
+
+
+class MissingTemplatesError(ProtocolError):
+    """The protocol names templates that no source has."""
+
+
+@dataclass
+class TemplateSources:
+    """The dataset (with its extractor) and the synthetic model a run draws templates from."""
+
+    dataset: Dataset | None = None
+    extractor: PluginSpec | None = None
+    cache_dir: Path | None = None
+    model: syn.MinutiaeModel = field(default_factory=syn.MinutiaeModel)
+    seed: int = 0
+    jobs: int = 0
+    extract_timeout: float = 60.0
+    progress: bool | None = None
+    _digests: dict[str, str] = field(default_factory=dict, repr=False)
+
+    def identity(self, ids: Sequence[str]) -> dict[str, Any]:
+        """What the templates of ``ids`` depend on (part of a run's identity)."""
+        out: dict[str, Any] = {}
+        if any(syn.parse_id(i) is not None for i in ids):
+            out["synthetic"] = {"model": self.model.to_dict(), "seed": int(self.seed)}
+        dataset_ids = [i for i in ids if syn.parse_id(i) is None]
+        self.check_ids(ids)
+        if dataset_ids:
+            if self.extractor is None:
+                raise MissingTemplatesError(
+                    f"the protocol names {len(dataset_ids)} dataset templates ({', '.join(dataset_ids[:3])}"
+                    f"{' ...' if len(dataset_ids) > 3 else ''}): an extractor is needed to make them")
+            extractor = self.extractor.build()
+            blob = "".join(f"{k}:{self._digest(k)}\n" for k in sorted(dataset_ids))
+            out["dataset"] = {"name": self.dataset.name, "params": self.dataset.params,
+                              "sha256": hashlib.sha256(blob.encode()).hexdigest()}
+            out["extractor"] = self.extractor.describe(extractor)
+        return out
+
+    def _digest(self, sid: str) -> str:
+        d = self._digests.get(sid)
+        if d is None:
+            assert self.dataset is not None
+            d = self._digests[sid] = sha256_file(self.dataset.sample(sid).path)  # type: ignore[arg-type]
+        return d
+
+    def check_ids(self, ids: Sequence[str]) -> None:
+        """Raise MissingTemplatesError naming every id no source can provide."""
+        samples = {s.id: s for s in self.dataset.samples} if self.dataset is not None else {}
+        unknown, absent = [], []
+        for i in ids:
+            if syn.parse_id(i) is not None:
+                continue
+            s = samples.get(i)
+            if s is None:
+                unknown.append(i)
+            elif s.path is None or not Path(s.path).is_file():
+                absent.append(i)
+        problems = []
+        if unknown:
+            where = f"dataset {self.dataset.name}" if self.dataset is not None else "any source (no dataset given)"
+            problems.append(f"{len(unknown)} ids are not in {where} nor synthetic ids: "
+                            f"{', '.join(unknown[:5])}{' ...' if len(unknown) > 5 else ''}")
+        if absent:
+            problems.append(f"{len(absent)} samples have no image file: {', '.join(absent[:5])}"
+                            f"{' ...' if len(absent) > 5 else ''}")
+        if problems:
+            raise MissingTemplatesError("the protocol references missing templates: " + "; ".join(problems))
+
+    # ------------------------------------------------------------------ locate
+    def locate(self, ids: Sequence[str], extractions: Path | None = None) -> dict[str, tuple]:
+        """A locator per id: ``("synthetic",)``, ``("cached", npz path)`` or
+        ``("failed", status, error)``; extracts (and caches) what is not cached yet."""
+        self.check_ids(ids)
+        out: dict[str, tuple] = {}
+        dataset_ids = []
+        for i in ids:
+            if syn.parse_id(i) is not None:
+                out[i] = (SYNTHETIC,)
+            else:
+                dataset_ids.append(i)
+        if dataset_ids:
+            out.update(self._extract(sorted(set(dataset_ids)), extractions))
+        return out
+
+    def _extract(self, sample_ids: list[str], extractions: Path | None) -> dict[str, tuple]:
+        assert self.dataset is not None and self.extractor is not None
+        from bench.runner import default_cache_dir
+
+        extractor = self.extractor.build()
+        desc = self.extractor.describe(extractor)
+        tdir = (self.cache_dir or default_cache_dir()) / "templates" / extractor_key(desc)
+        tdir.mkdir(parents=True, exist_ok=True)
+        samples = {s.id: s for s in self.dataset.samples}
+        ext_log = CsvLog(extractions, EXTRACTION_FIELDS) if extractions is not None else None
+        logged = {r["sample"] for r in ext_log.rows()} if ext_log is not None else set()
+        out: dict[str, tuple] = {}
+        todo, rows = [], []
+
+        def row(sid: str, rec: dict[str, Any]) -> dict[str, Any]:
+            s = samples[sid]
+            return {"sample": sid, "subject": s.subject, "impression": s.impression, "file": str(s.path), **rec}
+
+        def record(sid: str, rec: dict[str, Any]) -> None:
+            npz = tdir / f"{self._digest(sid)}.npz"
+            if rec.get("status") == EXTRACTION_OK:
+                out[sid] = (CACHED, str(npz))
+            else:
+                out[sid] = (FAILED, str(rec.get("status")), one_line(str(rec.get("error", ""))))
+            if sid not in logged:
+                rows.append(row(sid, {k: rec.get(k, "") for k in EXTRACTION_FIELDS[4:]}))
+
+        for sid in sample_ids:
+            npz, rec_path = tdir / f"{self._digest(sid)}.npz", tdir / f"{self._digest(sid)}.json"
+            if rec_path.exists():
+                try:
+                    cached = json.loads(rec_path.read_text())
+                    if cached.get("status") != EXTRACTION_OK or npz.exists():
+                        record(sid, cached)
+                        continue
+                except (OSError, json.JSONDecodeError):
+                    pass
+            s = samples[sid]
+            todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi,
+                         "expected_size": self.dataset.info.image_size, "cache": str(npz)})
+        if todo:
+            jobs = self.jobs if self.jobs > 0 else (os.cpu_count() or 1)
+            dpis = tuple(sorted({float(it["dpi"]) for it in todo}))
+            pool = IsolatedPool(jobs, _setup_extractor, (self.extractor, dpis), _extract_items,
+                                timeout_per_item=self.extract_timeout)
+            disable = None if self.progress is None else not self.progress
+            with tqdm(total=len(todo), desc=f"extract {desc['name']}", unit="img", disable=disable, leave=False) as bar:
+                for task, result in pool.run([Task(it["sid"], [it]) for it in todo]):
+                    item = task.items[0]
+                    if isinstance(result, TaskFailure):
+                        rec = {"status": result.status, "error": f"{item['path']}: {result.message}"}
+                    else:
+                        rec = result[0]
+                        rec["error"] = one_line(rec["error"])
+                    if rec["status"] in (EXTRACTION_OK, "fte", "unreadable", "error"):
+                        rec_path = tdir / f"{self._digest(item['sid'])}.json"
+                        tmp = rec_path.with_suffix(".json.tmp")
+                        tmp.write_text(json.dumps(rec))
+                        tmp.replace(rec_path)
+                    record(item["sid"], rec)
+                    bar.update(1)
+        if ext_log is not None:
+            ext_log.append(rows)
+        return out
+
+
+# ------------------------------------------------------------------ stores
+def _make_templates(ids: Sequence[str], locators: Sequence[tuple], model: dict[str, Any], seed: int) -> list[Template | None]:
+    mdl = syn.MinutiaeModel.from_dict(model)
+    out: list[Template | None] = [None] * len(ids)
+    synthetic_pos = [k for k, loc in enumerate(locators) if loc[0] == SYNTHETIC]
+    if synthetic_pos:
+        made = syn.make_templates(mdl, seed, [ids[k] for k in synthetic_pos])
+        for k, t in zip(synthetic_pos, made):
+            out[k] = t
+    for k, loc in enumerate(locators):
+        if loc[0] == CACHED:
+            out[k] = Template.load(Path(loc[1]))
+    return out
+
+
+def _build_shard(path: str, ids: list[str], subjects: list[str], subject_index: list[int],
+                 locators: list[tuple], model: dict[str, Any], seed: int) -> int:
+    """Runs in a generator process: make or load the templates, write one shard."""
+    templates = _make_templates(ids, locators, model, seed)
+    Shard.build(ids, subjects, subject_index, templates).save(Path(path))
+    return len(ids)
+
+
+def materialize(
+    store: TemplateStore,
+    ids: Sequence[str],
+    subjects: Sequence[str],
+    subject_index: Sequence[int],
+    locators: dict[str, tuple],
+    sources: TemplateSources,
+    shard_size: int,
+    jobs: int = 0,
+    progress: bool | None = None,
+    role: str = "gallery",
+) -> list[tuple[int, int]]:
+    """Write the entries (sorted by ``subject_index``) into ``store``, shard by shard;
+    shards already there with the same ids are kept. Returns the shard bounds."""
+    si = np.asarray(subject_index, dtype=np.int64)
+    bounds = shard_bounds(si if role == "gallery" else np.arange(si.size), shard_size)
+    store.path.mkdir(parents=True, exist_ok=True)
+    todo = [(k, lo, hi) for k, (lo, hi) in enumerate(bounds) if not store.shard_is_valid(k, ids[lo:hi])]
+    model = sources.model.to_dict()
+    if todo:
+        args = [(str(store.shard_path(k)), list(ids[lo:hi]), list(subjects[lo:hi]), [int(v) for v in si[lo:hi]],
+                 [locators[i] for i in ids[lo:hi]], model, int(sources.seed)) for k, lo, hi in todo]
+        n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(args))
+        if sum(hi - lo for _, lo, hi in todo) < _PARALLEL_FROM:
+            n_jobs = 1  # starting processes would cost more than it saves
+        disable = (not sys.stderr.isatty()) if progress is None else not progress
+        with tqdm(total=sum(hi - lo for _, lo, hi in todo), desc=f"{role} templates", unit="tpl",
+                  disable=disable, leave=False) as bar:
+            if n_jobs <= 1:
+                for a in args:
+                    bar.update(_build_shard(*a))
+            else:
+                with ProcessPoolExecutor(n_jobs, mp_context=get_context("spawn")) as pool:
+                    for n in pool.map(_build_shard, *zip(*args)):
+                        bar.update(n)
+    store.write_meta({"role": role, "n_entries": len(ids), "n_shards": len(bounds), "shard_size": shard_size,
+                      "bounds": [list(b) for b in bounds]})
+    return bounds

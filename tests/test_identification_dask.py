@@ -28,7 +28,7 @@ def cluster():
     # one lost attempt per unit is forgiven, the second stops the run (default: 3)
     with dask.config.set({"distributed.scheduler.allowed-failures": 1}):
         c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                     dashboard_address=None)
+                                     dashboard_address="127.0.0.1:0")  # HTTP server on loopback too
     yield c
     c.close()
 
@@ -114,13 +114,17 @@ def test_cli_runs_on_a_scheduler_and_reports_a_dead_one(tmp_path, cluster):
                  "--out", str(tmp_path / "x")]) == 2
 
 
-def test_local_cluster_backend_has_single_threaded_workers():
+def test_local_cluster_backend_has_single_threaded_workers_without_malloc_trim(monkeypatch):
     import os
 
+    # the nannies of the module's cluster wrote their defaults into this process's environment
+    monkeypatch.delenv("MALLOC_TRIM_THRESHOLD_", raising=False)
+    before = dict(os.environ)
     b = DaskBackend(local_workers=2, connect_timeout=30)
     try:
         assert b.slots() == 2 and b.describe()["local_cluster"]
-        env = b.client.run(lambda: os.environ.get("OMP_NUM_THREADS"))
-        assert set(env.values()) == {"1"}
+        env = b.client.run(lambda: (os.environ.get("OMP_NUM_THREADS"), os.environ.get("MALLOC_TRIM_THRESHOLD_")))
+        assert set(env.values()) == {("1", None)}
     finally:
         b.close()
+    assert dict(os.environ) == before  # and the backend leaves no trace in it

@@ -150,9 +150,10 @@ class DaskBackend:
             import dask
 
             n = local_workers or (os.cpu_count() or 1)
+            self._environ = dict(os.environ)  # nannies write their settings into this process's environment
             with dask.config.set({NANNY_MALLOC_TRIM: None}):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
-                                            host="127.0.0.1", dashboard_address=None)
+                                            host="127.0.0.1", dashboard_address="127.0.0.1:0")
             self.client = Client(self.cluster)
         try:
             self.client.wait_for_workers(1, timeout=connect_timeout)
@@ -226,3 +227,5 @@ class DaskBackend:
         finally:
             if self.cluster is not None:
                 self.cluster.close()
+                os.environ.clear()
+                os.environ.update(self._environ)

@@ -11,22 +11,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import cv2
 import numpy as np
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-if str(PROJECT_ROOT) not in sys.path:  # the project is not necessarily installed
-    sys.path.insert(0, str(PROJECT_ROOT))
-
-import cv2  # noqa: E402
-
-from bench import protocols  # noqa: E402
-from bench.datasets import (  # noqa: E402
+from bench import protocols
+from bench.datasets import (
     Dataset,
     DatasetError,
     DatasetInfo,
@@ -39,6 +33,7 @@ from bench.datasets import (  # noqa: E402
     resolve_root,
 )
 
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("FINGERBENCH_TEST_DATA") or PROJECT_ROOT.parent / "shared" / "datasets")
 needs_data = pytest.mark.skipif(
     not (DATA / "fvc2002" / "DB1_B").is_dir(),

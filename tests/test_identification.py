@@ -95,6 +95,26 @@ MATCHERS_SOURCE = textwrap.dedent('''
 
         def filter_candidates(self, probe, gallery):
             return np.array([len(t) >= self.min_count for t in gallery])
+
+
+    class PreparingGridMatcher(GridMatcher):
+        """With a ``prepare`` step that raises for templates whose minutiae count is a
+        multiple of ``fail_prepare_every``; comparing with an unprepared reference raises."""
+
+        def __init__(self, tolerance=6.0, fail_prepare_every=5):
+            super().__init__(tolerance)
+            self.fail_prepare_every = fail_prepare_every
+            self._prepared = {}  # id -> template (kept alive, so an id is never reused)
+
+        def prepare(self, template):
+            if len(template) % self.fail_prepare_every == 0:
+                raise RuntimeError("cannot prepare")
+            self._prepared[id(template)] = template
+
+        def compare(self, probe, reference):
+            if id(reference) not in self._prepared:
+                raise RuntimeError("reference not prepared")
+            return super().compare(probe, reference)
 ''')
 
 
@@ -390,6 +410,17 @@ def test_prefilter_penetration_and_failed_comparisons(tmp_path):
     assert s.metrics["n_failed_comparisons"] == 6 * n_fail > 0
     c = read_table(tmp_path / "x" / "candidates")
     assert np.isinf(c["score"][c["rank"] == 1]).all()  # a failed non-mate comparison is a top (+inf) candidate
+
+
+def test_failed_prepare_counts_its_comparisons_as_failures(tmp_path):
+    p = small_protocol(subjects=20, probes=6, impressions=1)
+    s = run_identification(p, config(tmp_path / "p", spec("PreparingGridMatcher", fail_prepare_every=4),
+                                     shard_size=50), LocalBackend(jobs=1))
+    counts = [len(t) for t in syn.make_templates(syn.MinutiaeModel(), 0, p.gallery_ids)]
+    n_fail = sum(c % 4 == 0 for c in counts)
+    assert 0 < n_fail < len(counts)
+    assert s.metrics["n_searches"] == 6  # the run completes with every search
+    assert s.metrics["n_failed_comparisons"] == 6 * n_fail
 
 
 def _kill_script(out: Path, matcher: PluginSpec) -> str:

@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 import time
 import warnings
 from fractions import Fraction
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from bench import metrics as M  # noqa: E402
+from bench import metrics as M
 
 INF = math.inf
 

@@ -179,7 +179,11 @@ class DaskBackend:
         from distributed.client import FutureCancelledError
 
         paths = [ctx.gallery_store, ctx.probe_store]
-        answers = self.client.run(can_read, paths)
+        try:
+            answers = self.client.run(can_read, paths)
+        except Exception as exc:
+            raise BackendError(f"the Dask workers cannot run FingerBench's code ({type(exc).__name__}: {exc}); "
+                               f"install the same FingerBench and matcher packages on every worker") from exc
         bad = [f"{w}: {a}" for w, a in answers.items() if a]
         if bad:
             raise BackendError("Dask workers cannot read the run's template stores (the run directory must be "

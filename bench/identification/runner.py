@@ -146,8 +146,10 @@ def run_identification(protocol: IdentificationProtocol, config: IdentificationC
                    "probe_batch": config.probe_batch},
     }
     manifest_path = run / "manifest.json"
+    created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if manifest_path.exists() and not config.force:
         old = read_json(manifest_path)
+        created = old.get("created", created)
         if old.get("schema") != SCHEMA or old.get("schema_version") != SCHEMA_VERSION:
             raise RunDirError(f"{manifest_path}: not a version {SCHEMA_VERSION} identification run")
         if _stable({k: old.get(k) for k in identity}) != _stable(identity):
@@ -161,7 +163,7 @@ def run_identification(protocol: IdentificationProtocol, config: IdentificationC
     key = hashlib.sha256(_stable(identity).encode()).hexdigest()
     manifest: dict[str, Any] = {
         "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "tool": "fingerbench",
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "status": "running", "key": key,
+        "created": created, "status": "running", "key": key,
         **identity,
         "backend": backend.describe(),
         "environment": provenance.environment(),
@@ -325,9 +327,16 @@ def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: B
     prepare = getattr(matcher, "prepare", None)
     if callable(prepare):
         sample = gallery.load(0)
-        ts = [t for t in sample.templates()[:50] if t is not None]
-        if ts:
-            out["memory"]["prepared_bytes_per_template"] = float(np.mean([deep_nbytes(prepare(t)) for t in ts]))
+        sizes = []
+        for t in sample.templates()[:50]:
+            if t is None:
+                continue
+            try:
+                sizes.append(deep_nbytes(prepare(t)))
+            except Exception:  # counted as failed comparisons by the workers; only an estimate here
+                continue
+        if sizes:
+            out["memory"]["prepared_bytes_per_template"] = float(np.mean(sizes))
     if n_run == n_units and n_run > 0 and search_wall > 0:
         worker_cpu = tot["worker_process_cpu_seconds"]
         harness_cpu = driver_cpu + max(worker_cpu - matcher_cpu, 0.0)

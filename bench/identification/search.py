@@ -122,7 +122,10 @@ class SearchWorker:
         prepare = getattr(self.matcher, "prepare", None)
         if callable(prepare):
             for t in templates:
-                prepare(t)
+                try:
+                    prepare(t)
+                except Exception as exc:  # its comparisons will fail and be counted as such
+                    log.warning("prepare() failed (%s: %s)", type(exc).__name__, exc)
 
     # ------------------------------------------------------------------ scoring
     def _scores(self, probe: Template, targets: list[Template]) -> tuple[np.ndarray, np.ndarray]:

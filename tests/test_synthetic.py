@@ -26,12 +26,13 @@ from bench.synthetic import (
     read_iso,
     read_xyt,
 )
-from bench.synthetic import iso
 from bench.synthetic.dataset import INFO
 from bench.synthetic.generate import COMPLETE_MARKER, impression_rng, master_rng
 from bench.synthetic.minutiae import extract_minutiae
 from bench.synthetic.orientation import CLASS_FREQUENCIES, draw_pattern, orientation_field
 from bench.synthetic.pngio import encode_png_gray
+from bench.formats import iso19794_2 as iso
+from bench.formats.records import FingerView, FormatError
 from bench.template import TYPE_BIFURCATION, TYPE_ENDING, Template, TemplateError, make_minutiae
 
 SMALL = dict(fingers=2, impressions=3, width=240, height=320, seed=11)
@@ -294,7 +295,7 @@ def test_iso_record_layout():
         np.radians([0.0, 90.0, 359.5, 181.0]), [1, 2, 0, 1], [100, 50, 0, 7],
     )
     t = Template(m, 288, 384, 500.0)
-    data = iso.encode(t, finger_position=2, impression_type=0, finger_quality=80)
+    data = iso.encode(FingerView(t, finger_position=2, impression_type=0, finger_quality=80))
     f = _tiny_iso_decoder(data)
     assert f["magic"] == b"FMR\x00" and f["version"] == b" 20\x00"
     assert f["length"] == len(data) == 24 + 4 + 6 * 4 + 2 == t.size_bytes
@@ -307,11 +308,10 @@ def test_iso_record_layout():
     assert [q["angle"] for q in f["minutiae"]] == [0, 64, 0, 129]  # units of 360/256 degrees, 359.5 wraps to 0
     assert [q["quality"] for q in f["minutiae"]] == [100, 50, 0, 7]
     assert all(q["reserved"] == 0 for q in f["minutiae"])
-    back = iso.decode(data)[0]
+    back = iso.decode(data).views[0]
     assert back.finger_position == 2 and back.finger_quality == 80
     assert np.array_equal(back.template.minutiae["type"], m["type"])
     assert np.allclose(np.degrees(back.template.minutiae["angle"]), [0.0, 90.0, 0.0, 181.40625])
-    assert iso.pixels_per_cm(1000) == 394
 
 
 def test_iso_encoder_refuses_what_cannot_be_stored():
@@ -319,14 +319,14 @@ def test_iso_encoder_refuses_what_cannot_be_stored():
     with pytest.raises(ValueError, match="255"):
         iso.encode(Template(many, 300, 300, 500.0))
     with pytest.raises(ValueError, match="finger_quality"):
-        iso.encode(Template(many[:3], 300, 300, 500.0), finger_quality=101)
+        iso.encode(FingerView(Template(many[:3], 300, 300, 500.0), finger_quality=101))
 
 
 def test_iso_decoder_rejects_bad_records():
     good = iso.encode(Template(make_minutiae([1, 2], [3, 4], [0, 1]), 100, 100, 500.0))
-    with pytest.raises(iso.IsoRecordError, match="length"):
+    with pytest.raises(FormatError, match="length"):
         iso.decode(good[:-1])
-    with pytest.raises(iso.IsoRecordError, match="identifier"):
+    with pytest.raises(FormatError, match="identifier|format"):
         iso.decode(b"XMR" + good[3:])
     with pytest.raises(TemplateError):
         read_iso(good[:20])

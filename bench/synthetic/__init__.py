@@ -11,7 +11,7 @@ Maltoni): a benchmark dataset that needs no download and no licence.
 Modules: ``orientation`` (classes, singular points, orientation model), ``ridges``
 (ridge period, footprint, Gabor growth), ``minutiae`` (ground-truth extraction),
 ``master`` (one synthetic finger), ``impression`` (one impression and its ground truth),
-``generate`` (datasets on disk), ``iso`` (ISO/IEC 19794-2:2005 records), ``groundtruth``
+``generate`` (datasets on disk; ISO records through :mod:`bench.formats`), ``groundtruth``
 (ground-truth files), ``accuracy`` (minutiae-level evaluation), ``dataset`` (registry
 entry), ``quality`` (NBIS measurements).
 """

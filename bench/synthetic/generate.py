@@ -46,9 +46,10 @@ from typing import Any
 
 import numpy as np
 
+from bench.formats import iso19794_2
+from bench.formats.records import FingerView
 from bench.synthetic.groundtruth import GROUNDTRUTH_DIR, GroundTruth, groundtruth_paths, groundtruth_to_json
 from bench.synthetic.impression import Impression, render_impression
-from bench.synthetic.iso import encode as encode_iso
 from bench.synthetic.master import MasterPrint, make_master
 from bench.synthetic.orientation import class_for_finger
 from bench.synthetic.pngio import encode_png_gray
@@ -57,7 +58,7 @@ from bench.template import Template
 log = logging.getLogger(__name__)
 
 #: Bumped whenever the same parameters would give different images.
-GENERATOR_VERSION = "1.0"
+GENERATOR_VERSION = "1.1"
 META_FILE = "synthetic.json"
 COMPLETE_MARKER = ".complete"
 META_FORMAT = "fingerbench-synthetic-dataset"
@@ -254,7 +255,7 @@ def write_finger(root: Path, config: SyntheticConfig, finger: int) -> dict[str, 
         outputs = {
             root / f"{sid}.png": encode_png_gray(imp.image),
             paths["json"]: groundtruth_to_json(gt, f"{sid}.png").encode(),
-            paths["iso"]: encode_iso(gt.template, finger_quality=100),
+            paths["iso"]: iso19794_2.encode(FingerView(gt.template, finger_quality=100)),
             paths["mask"]: encode_png_gray(np.where(imp.visible, 255, 0).astype(np.uint8)),
         }
         for path, data in outputs.items():

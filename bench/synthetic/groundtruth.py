@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.synthetic import iso
+from bench.formats import iso19794_2
 from bench.template import Template, TemplateError, make_minutiae
 
 GROUNDTRUTH_FORMAT = "fingerbench-synthetic-groundtruth"
@@ -137,7 +137,7 @@ def read_xyt(path: str | Path, width: int, height: int, dpi: float = 500.0) -> T
 
 
 def read_iso(path_or_bytes: str | Path | bytes, view: int = 0) -> Template:
-    """Read one finger view (the first by default) of an ISO/IEC 19794-2:2005 record."""
+    """Read one finger view (the first by default) of an ISO/IEC 19794-2 record (2005 or 2011)."""
     if isinstance(path_or_bytes, (bytes, bytearray)):
         data, source = bytes(path_or_bytes), "<bytes>"
     else:
@@ -146,10 +146,7 @@ def read_iso(path_or_bytes: str | Path | bytes, view: int = 0) -> Template:
             data = Path(path_or_bytes).read_bytes()
         except OSError as exc:
             raise TemplateError(f"{source}: cannot read ({exc.strerror or exc})") from exc
-    try:
-        views = iso.decode(data, source)
-    except iso.IsoRecordError as exc:
-        raise TemplateError(str(exc)) from exc
-    if not 0 <= view < len(views):
-        raise TemplateError(f"{source}: has {len(views)} finger view(s), view {view} was asked for")
-    return views[view].template
+    record = iso19794_2.decode(data, source)  # FormatError (a TemplateError) names the source
+    if not 0 <= view < len(record.views):
+        raise TemplateError(f"{source}: has {len(record.views)} finger view(s), view {view} was asked for")
+    return record.views[view].template

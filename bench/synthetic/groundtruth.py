@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.formats import iso19794_2
+from bench.formats import iso19794_2, xyt
 from bench.template import Template, TemplateError, make_minutiae
 
 GROUNDTRUTH_FORMAT = "fingerbench-synthetic-groundtruth"
@@ -110,30 +110,12 @@ def read_groundtruth(path: str | Path, with_mask: bool = True) -> GroundTruth:
 
 
 def read_xyt(path: str | Path, width: int, height: int, dpi: float = 500.0) -> Template:
-    """Read an NBIS MINDTCT ``.xyt`` file (``x y theta [quality]`` per line) into ISO
-    convention. NIST puts the origin at the bottom-left corner and points theta the
-    opposite way, so: x stays, y becomes ``height - y``, the angle ``(theta + 180) mod
-    360`` degrees. ``width`` and ``height`` are those of the image the file describes.
-    The minutia type is not in the file (type 0, "other")."""
-    path = Path(path)
-    rows: list[list[float]] = []
-    try:
-        text = path.read_text()
-    except OSError as exc:
-        raise TemplateError(f"{path}: cannot read ({exc.strerror or exc})") from exc
-    for n, line in enumerate(text.splitlines(), 1):
-        parts = line.split()
-        if not parts:
-            continue
-        if len(parts) not in (3, 4):
-            raise TemplateError(f"{path}, line {n}: expected 'x y theta [quality]', got {line!r}")
-        try:
-            rows.append([float(v) for v in parts] + ([0.0] if len(parts) == 3 else []))
-        except ValueError:
-            raise TemplateError(f"{path}, line {n}: not numbers: {line!r}") from None
-    a = np.array(rows, dtype=np.float64).reshape(-1, 4)
-    minutiae = make_minutiae(a[:, 0], height - a[:, 1], np.radians(np.mod(a[:, 2] + 180.0, 360.0)), None, a[:, 3])
-    return Template(minutiae, int(width), int(height), float(dpi), extra={"source": str(path), "format": "xyt"})
+    """Read an NBIS MINDTCT ``.xyt`` file (``x y theta [quality]`` per line, NIST
+    convention: origin bottom-left, theta opposite to ISO) into ISO convention, through
+    :func:`bench.formats.xyt.read`. ``width`` and ``height`` are those of the image the
+    file describes. The minutia type is not in the file (type 0, "other")."""
+    t = xyt.read(path, width=width, height=height, dpi=dpi, convention="nist")
+    return Template(t.minutiae, t.width, t.height, t.dpi, extra={**t.extra, "source": str(path)})
 
 
 def read_iso(path_or_bytes: str | Path | bytes, view: int = 0) -> Template:

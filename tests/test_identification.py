@@ -375,6 +375,30 @@ def test_shard_round_trip_and_torn_file(tmp_path):
     assert not store.shard_is_valid(0, ids)
 
 
+def test_interrupted_store_build_resumes_shard_by_shard(tmp_path):
+    from bench.identification.sources import materialize
+
+    sources = TemplateSources(seed=0, jobs=1)
+    ids = [syn.template_id(s, 1) for s in range(1, 31)]
+    subjects = [f"S{s}" for s in range(1, 31)]
+    args = (ids, subjects, list(range(30)), sources.locate(ids), sources, 10)
+    store = TemplateStore(tmp_path / "s")
+    bounds = materialize(store, *args, jobs=1)
+    assert bounds == [(0, 10), (10, 20), (20, 30)]
+    before = [store.load(k) for k in range(3)]
+    # an interrupted build: shard 1 never written, shard 2 torn
+    store.shard_path(1).unlink()
+    data = store.shard_path(2).read_bytes()
+    store.shard_path(2).write_bytes(data[: len(data) // 3])
+    kept = store.shard_path(0).stat().st_mtime_ns
+    materialize(store, *args, jobs=1)
+    assert store.shard_path(0).stat().st_mtime_ns == kept  # a finished shard is not rebuilt
+    for k in range(3):
+        after = store.load(k)
+        assert np.array_equal(after.ids, before[k].ids)
+        assert np.array_equal(after.minutiae, before[k].minutiae) and np.array_equal(after.digest, before[k].digest)
+
+
 # =================================================================== runs
 def test_run_matches_brute_force_search(tmp_path):
     p = small_protocol()

@@ -174,35 +174,59 @@ def _markdown(rows: list[dict[str, Any]], eff: list[dict[str, Any]]) -> str:
 
 
 def _plot(rows: list[dict[str, Any]], path: Path) -> None:
+    """Log-log searches/s and comparisons/s against gallery size, per matcher: the
+    all-cores throughput of the local pool (wall-clock) and the one-thread rate from the
+    latency (time inside the matcher per search)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for cfg in sorted({r["config"] for r in rows}):
-        rs = sorted([r for r in rows if r["config"] == cfg and r.get("searches_per_s")], key=lambda r: r["gallery"])
-        if rs:
-            axes[0].plot([r["gallery"] for r in rs], [r["searches_per_s"] for r in rs], "o-", label=f"{cfg} (wall)")
-            axes[1].plot([r["gallery"] for r in rs], [r["comparisons_per_s"] for r in rs], "o-", label=f"{cfg} (wall)")
-    for name in sorted({r.get("matcher", "mcc") for r in rows}):
-        rs = sorted({r["gallery"]: r for r in rows if r.get("matcher", "mcc") == name}.values(),
-                    key=lambda r: r["gallery"])
-        short = name.split(":")[-1]
-        g = [r["gallery"] for r in rs]
-        axes[0].plot(g, [r["searches_per_s_per_core"] for r in rs], "s--", label=f"{short}: 1 thread (latency)")
-        axes[0].plot(g, [r["searches_per_cpu_s"] for r in rs], "^:", label=f"{short}: 1 thread, per CPU-s")
-        axes[1].plot(g, [r["comparisons_per_s_per_core"] for r in rs], "s--", label=f"{short}: 1 thread")
-        axes[1].plot(g, [r["comparisons_per_cpu_s"] for r in rs], "^:", label=f"{short}: 1 thread, per CPU-s")
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4.6))
+    for n, name in enumerate(sorted({r.get("matcher", "mcc") for r in rows}, key=lambda m: (m != "mcc", m))):
+        mine = [r for r in rows if r.get("matcher", "mcc") == name]
+        short = "no-op matcher (harness alone)" if name.endswith("NullMatcher") else name.split(":")[-1]
+        colour = f"C{n}"
+        widest = max(r["workers"] for r in mine if r["backend"] == "local") if any(
+            r["backend"] == "local" for r in mine) else 0
+        allc = sorted([r for r in mine if r["backend"] == "local" and r["workers"] == widest and r.get("searches_per_s")],
+                      key=lambda r: r["gallery"])
+        one = sorted({r["gallery"]: r for r in mine if r["backend"] == "local"}.values(), key=lambda r: r["gallery"])
+        if allc:
+            g = [r["gallery"] for r in allc]
+            axes[0].plot(g, [r["searches_per_s"] for r in allc], "o-", color=colour,
+                         label=f"{short}: {widest} workers (wall)")
+            axes[1].plot(g, [r["comparisons_per_s"] for r in allc], "o-", color=colour,
+                         label=f"{short}: {widest} workers (wall)")
+        if one:
+            g = [r["gallery"] for r in one]
+            axes[0].plot(g, [r["searches_per_s_per_core"] for r in one], "s--", color=colour, alpha=0.7,
+                         label=f"{short}: 1 thread (latency)")
+            axes[1].plot(g, [r["comparisons_per_s_per_core"] for r in one], "s--", color=colour, alpha=0.7,
+                         label=f"{short}: 1 thread (latency)")
     for ax, title in zip(axes, ("searches / s", "comparisons / s")):
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlabel("gallery templates")
         ax.set_title(title)
         ax.grid(True, which="both", alpha=0.3)
-        ax.legend(fontsize=7)
-    fig.tight_layout()
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8, frameon=False)
+    fig.tight_layout(rect=(0, 0.14, 1, 1))
     fig.savefig(path, dpi=120)
+
+
+def _write(out: Path, rows: dict[tuple[int, str], dict[str, Any]]) -> None:
+    """bench_1n.json, .md and .png from the rows measured so far."""
+    from bench import provenance
+
+    ordered = sorted(rows.values(), key=lambda r: (r["gallery"], r["config"]))
+    eff = _efficiency(ordered)
+    (out / "bench_1n.json").write_text(json.dumps({"runs": ordered, "efficiency": eff,
+                                                   "environment": provenance.environment(),
+                                                   "load_average": os.getloadavg()}, indent=1, default=str) + "\n")
+    (out / "bench_1n.md").write_text(_markdown(ordered, eff))
+    _plot(ordered, out / "bench_1n.png")
 
 
 def calibrate(data_root: Path, out: Path, n_synthetic: int = 400) -> dict[str, Any]:
@@ -273,6 +297,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", type=Path, default=Path("runs/bench-1n"))
     p.add_argument("--progress", action="store_true")
+    p.add_argument("--tables-only", action="store_true",
+                   help="only rewrite bench_1n.md and bench_1n.png from the measurements in bench_1n.json")
     p.add_argument("--calibrate", type=Path, metavar="DATA_ROOT",
                    help="only compare synthetic templates with the real templates under DATA_ROOT/templates")
     args = p.parse_args(argv)
@@ -295,19 +321,17 @@ def main(argv: list[str] | None = None) -> int:
     result_path = args.out / "bench_1n.json"
     previous = json.loads(result_path.read_text()) if result_path.exists() else {}
     rows = {(r["gallery"], r["config"]): r for r in previous.get("runs", [])}
+    if args.tables_only:
+        if not rows:
+            p.error(f"{result_path}: no measurements to tabulate")
+        _write(args.out, rows)
+        plan = []
     for size, kind, workers in plan:
         row = run_one(size, args.probes, args.mated_fraction, kind, workers, args)
         if row["units_computed"] == 0 and (size, row["config"]) in rows:
             continue  # nothing new was measured: keep the earlier timings
         rows[(size, row["config"])] = row
-        ordered = sorted(rows.values(), key=lambda r: (r["gallery"], r["config"]))
-        eff = _efficiency(ordered)
-        from bench import provenance
-
-        result_path.write_text(json.dumps({"runs": ordered, "efficiency": eff, "environment": provenance.environment(),
-                                           "load_average": os.getloadavg()}, indent=1, default=str) + "\n")
-        (args.out / "bench_1n.md").write_text(_markdown(ordered, eff))
-        _plot(ordered, args.out / "bench_1n.png")
+        _write(args.out, rows)
     print((args.out / "bench_1n.md").read_text())
     return 0
 

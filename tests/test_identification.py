@@ -599,3 +599,25 @@ def test_tables_fall_back_to_csv_without_pyarrow(tmp_path, monkeypatch):
         assert (tmp_path / "r" / f"{name}.csv").exists() and not (tmp_path / "r" / f"{name}.parquet").exists()
     check_against(tmp_path / "r", p, brute_force(p, matcher(), 0, 5), 5)
     assert evaluate_run(tmp_path / "r")["n_searches"] == 4
+
+
+def test_bench_1n_script_measures_scale_and_efficiency(tmp_path):
+    from bench.scripts import bench_1n
+
+    out = tmp_path / "b"
+    argv = ["--sizes", "300", "--efficiency-size", "300", "--no-dask", "--probes", "6", "--shard-size", "100",
+            "--matcher", "bench.scripts.bench_1n:NullMatcher", "--jobs", "2", "--out", str(out)]
+    assert bench_1n.main(argv) == 0
+    result = json.loads((out / "bench_1n.json").read_text())
+    rows = {r["config"]: r for r in result["runs"]}
+    assert set(rows) == {"local-1w-NullMatcher", "local-2w-NullMatcher"}
+    for r in rows.values():
+        assert r["comparisons"] == 6 * 300 and r["units_computed"] == 3
+        assert r["searches_per_s"] > 0 and 0 <= r["harness_cpu_share"] <= 1
+    (e,) = result["efficiency"]
+    assert e["workers"] == 2 and e["speedup"] == pytest.approx(e["one_worker_wall_s"] / e["wall_s"])
+    # the tables and the plot are rebuilt from the JSON alone
+    (out / "bench_1n.md").unlink()
+    (out / "bench_1n.png").unlink()
+    assert bench_1n.main(["--tables-only", "--out", str(out)]) == 0
+    assert "local-2w-NullMatcher" in (out / "bench_1n.md").read_text() and (out / "bench_1n.png").stat().st_size > 0

@@ -621,3 +621,66 @@ def test_bench_1n_script_measures_scale_and_efficiency(tmp_path):
     (out / "bench_1n.png").unlink()
     assert bench_1n.main(["--tables-only", "--out", str(out)]) == 0
     assert "local-2w-NullMatcher" in (out / "bench_1n.md").read_text() and (out / "bench_1n.png").stat().st_size > 0
+
+
+def test_identification_report_curves_match_the_search_tables(tmp_path):
+    import csv
+
+    from bench.identification.report import write_identification_report
+
+    p = small_protocol(probes=25)  # 15 non-mated searches: FPIR = 10 % is resolvable
+    runs = []
+    for tol in (6.0, 3.0):
+        out = tmp_path / f"tol{tol:g}"
+        run_identification(p, config(out, spec(tolerance=tol), candidates=5), LocalBackend(jobs=1))
+        runs.append(out)
+    html_path = write_identification_report(runs, tmp_path / "report")
+    page = html_path.read_text()
+    assert "<script" not in page and "http://" not in page and "https://" not in page
+    assert "GridMatcher (tolerance=3.0)" in page and "GridMatcher (tolerance=6.0)" in page
+    with (tmp_path / "report" / "cmc.csv").open() as f:
+        cmc = list(csv.DictReader(f))
+    with (tmp_path / "report" / "det.csv").open() as f:
+        det = list(csv.DictReader(f))
+    for run in runs:
+        m = json.loads((run / "metrics.json").read_text())
+        rates = [float(r["identification_rate"]) for r in cmc if r["run"] == str(run.resolve())]
+        assert rates == pytest.approx(m["cmc"]) and len(rates) == 5
+        # FPIR and FNIR(T, L) at every threshold, recounted from searches.* the obvious way
+        s = read_table(run / "searches")
+        mated = np.asarray(s["mated"], dtype=bool)
+        top, rank = np.asarray(s["top_score"], dtype=float), np.asarray(s["mate_rank"])
+        mate = np.where(np.isnan(s["mate_score"].astype(float)), -np.inf, s["mate_score"].astype(float))
+        rows = [r for r in det if r["run"] == str(run.resolve())]
+        assert {int(r["L"]) for r in rows} == {1, 5}
+        for r in rows:
+            t, L = float(r["threshold"]), int(r["L"])
+            assert float(r["fpir"]) == pytest.approx(np.mean(top[~mated] >= t))
+            hit = (rank[mated] >= 1) & (rank[mated] <= L) & (mate[mated] >= t)
+            assert float(r["fnir"]) == pytest.approx(1 - hit.mean())
+        # FNIR at FPIR = 10 % from the curve equals metrics.json
+        op = m["fnir_at_fpir"]["rank1"]["0.1"]
+        ok = [float(r["fnir"]) for r in rows if int(r["L"]) == 1 and float(r["fpir"]) <= 0.1]
+        assert op["fnir"] is not None and op["fnir"] == pytest.approx(min(ok))
+    summary = json.loads((tmp_path / "report" / "summary.json").read_text())
+    assert [r["metrics"] == json.loads((Path(r["run"]) / "metrics.json").read_text()) for r in summary["runs"]] == [True, True]
+
+
+def test_report_command_refuses_mixed_and_unfinished_runs(tmp_path, caplog):
+    from bench.cli import main
+
+    p = small_protocol(subjects=10, probes=4)
+    run = tmp_path / "id"
+    run_identification(p, config(run, spec()), LocalBackend(jobs=1))
+    assert main(["report", str(run), "--out", str(tmp_path / "r")]) == 0
+    assert (tmp_path / "r" / "report.html").is_file() and (tmp_path / "r" / "cmc.csv").is_file()
+    other = tmp_path / "verification"
+    other.mkdir()
+    (other / "manifest.json").write_text(json.dumps({"schema": "fingerbench-run"}))
+    assert main(["report", str(run), str(other), "--out", str(tmp_path / "r2")]) == 1
+    assert "cannot share a report" in caplog.text
+    manifest = json.loads((run / "manifest.json").read_text())
+    manifest["status"] = "running"
+    (run / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["report", str(run), "--out", str(tmp_path / "r3")]) == 1
+    assert "has not finished" in caplog.text

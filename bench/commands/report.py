@@ -25,7 +25,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Write report.html (self-contained, works offline), report.md, summary.json, "
                     "indicators.csv and speed.csv for one run, or for several runs side by side "
                     "(algorithms x datasets). Runs on different datasets or protocols get separate "
-                    "sections; their curves are never overlaid.",
+                    "sections; their curves are never overlaid. Identification runs (fingerbench "
+                    "identify) get an identification report: CMC and identification DET curves, "
+                    "cmc.csv and det.csv.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
@@ -39,14 +41,32 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
+def _is_identification(run: Path) -> bool:
+    import json
+
+    try:
+        return json.loads((Path(run) / "manifest.json").read_text()).get("schema") == "fingerbench-identification"
+    except (OSError, ValueError):
+        return False  # the verification report names what is wrong with the folder
+
+
 def run(args: argparse.Namespace) -> int:
+    from bench.identification.report import write_identification_report
     from bench.report import write_report
     from bench.store import RunDirError
 
     out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("report"))
+    kinds = {_is_identification(r) for r in args.runs}
     try:
-        path = write_report(args.runs, out, n_replicates=args.bootstrap, seed=args.seed,
-                            worst_k=args.worst)
+        if kinds == {True}:
+            path = write_identification_report(args.runs, out)
+        elif len(kinds) > 1:
+            ids = [str(r) for r in args.runs if _is_identification(r)]
+            raise RunDirError(f"identification (1:N) runs ({', '.join(ids)}) and verification (1:1) runs cannot "
+                              f"share a report: report them separately")
+        else:
+            path = write_report(args.runs, out, n_replicates=args.bootstrap, seed=args.seed,
+                                worst_k=args.worst)
     except RunDirError as exc:
         log.error("%s", exc)
         return 1

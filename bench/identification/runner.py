@@ -369,25 +369,34 @@ def _rss_sum(units: list[dict[str, Any]]) -> int:
 
 
 # ------------------------------------------------------------------ evaluation
+def metrics_from_searches(manifest: dict[str, Any], table: dict[str, np.ndarray],
+                          fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS
+                          ) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
+    """The metrics of a run from its manifest and searches table, and the per-search arrays
+    they come from: mated, mate score (-inf when not found), mate rank, top score."""
+    L = int(manifest["search"]["candidates"])
+    n_gallery = int(manifest["protocol"]["n_gallery_templates"])
+    mated = np.asarray(table["mated"], dtype=bool)
+    ms = np.asarray(table["mate_score"], dtype=np.float64)
+    ms = np.where(mated & ~np.isnan(ms), ms, -np.inf)
+    mr = np.asarray(table["mate_rank"], dtype=np.int64)
+    ts = np.asarray(table["top_score"], dtype=np.float64)
+    metrics = compute_identification_metrics(
+        mated, ms, mr, ts, L, n_compared=np.asarray(table["n_compared"]), gallery_size=n_gallery,
+        enrolled=np.asarray(table["enrolled"], dtype=bool), fpir_targets=fpir_targets)
+    metrics["n_failed_comparisons"] = int(np.asarray(table["n_failed"]).sum())
+    metrics["gallery_templates"] = n_gallery
+    metrics["gallery_subjects"] = int(manifest["protocol"]["n_gallery_subjects"])
+    return metrics, (mated, ms, mr, ts)
+
+
 def evaluate_run(run: Path, fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS) -> dict[str, Any]:
     """Recompute metrics.json of an identification run from its stored tables."""
     run = Path(run)
     manifest = read_json(run / "manifest.json")
     if manifest.get("schema") != SCHEMA:
         raise RunDirError(f"{run}: not an identification run")
-    t = res.read_table(run / "searches")
-    L = int(manifest["search"]["candidates"])
-    n_gallery = int(manifest["protocol"]["n_gallery_templates"])
-    mated = np.asarray(t["mated"], dtype=bool)
-    ms = np.asarray(t["mate_score"], dtype=np.float64)
-    ms = np.where(mated & ~np.isnan(ms), ms, -np.inf)
-    metrics = compute_identification_metrics(
-        mated, ms, np.asarray(t["mate_rank"], dtype=np.int64), np.asarray(t["top_score"], dtype=np.float64), L,
-        n_compared=np.asarray(t["n_compared"]), gallery_size=n_gallery, enrolled=np.asarray(t["enrolled"], dtype=bool),
-        fpir_targets=fpir_targets)
-    metrics["n_failed_comparisons"] = int(np.asarray(t["n_failed"]).sum())
-    metrics["gallery_templates"] = n_gallery
-    metrics["gallery_subjects"] = int(manifest["protocol"]["n_gallery_subjects"])
+    metrics, _ = metrics_from_searches(manifest, res.read_table(run / "searches"), fpir_targets)
     write_json(run / "metrics.json", metrics)
     return metrics
 

@@ -1,0 +1,398 @@
+"""Reports of identification (1:N) runs: CMC and identification DET figures, tables, and
+the curves behind them, from the stored search tables of one or more runs.
+
+Output folder::
+
+    report.html     self-contained page (figures embedded; no scripts, nothing fetched)
+    report.md       the same tables in Markdown, figures linked from figures/
+    summary.json    per run: metrics (recomputed from searches.*), timing, provenance
+    cmc.csv         run, rank, identification rate (rank 1 .. L)
+    det.csv         run, list length L (1 and the run's L), threshold, FPIR, FNIR
+    figures/*.png   the figures of report.md
+
+Runs are grouped by protocol (its SHA-256): curves of different protocols are never
+overlaid. Every number comes from ``searches.*`` through the same functions as
+``metrics.json`` (:mod:`bench.identification.metrics`), so a report can be made on any
+machine from the run directories alone.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from bench.identification import results as res
+from bench.identification.metrics import IdentificationCurve, identification_curve
+from bench.store import RunDirError, read_json, write_json
+
+SCHEMA = "fingerbench-identification"
+FPIR_SHOWN = ("0.01", "0.1")
+
+
+@dataclass
+class IdRun:
+    """One finished identification run, read from its directory."""
+
+    path: Path
+    manifest: dict[str, Any]
+    metrics: dict[str, Any]
+    timing: dict[str, Any]
+    mated: np.ndarray
+    mated_score: np.ndarray
+    mate_rank: np.ndarray
+    top_score: np.ndarray
+
+    @property
+    def candidates(self) -> int:
+        return int(self.manifest["search"]["candidates"])
+
+    @property
+    def protocol_key(self) -> str:
+        return str(self.manifest["protocol"]["sha256"])
+
+    @property
+    def label(self) -> str:
+        t = self.manifest.get("templates") or {}
+        ext = (t.get("extractor") or {}).get("name")
+        matcher = self.manifest["matcher"]["name"]
+        return f"{ext} + {matcher}" if ext else matcher
+
+    def curve(self, rank: int) -> IdentificationCurve:
+        m = self.mated
+        return identification_curve(self.mated_score[m], self.mate_rank[m], self.top_score[~m], rank)
+
+
+def load_id_run(path: Path) -> IdRun:
+    """Read a finished identification run; :class:`RunDirError` names what is wrong."""
+    from bench.identification.runner import metrics_from_searches
+
+    path = Path(path)
+    mp = path / "manifest.json"
+    if not mp.is_file():
+        raise RunDirError(f"{path}: not a run directory (manifest.json is missing)")
+    manifest = read_json(mp)
+    if manifest.get("schema") != SCHEMA:
+        raise RunDirError(f"{path}: not an identification run (schema {manifest.get('schema')!r})")
+    if manifest.get("status") != "complete":
+        raise RunDirError(f"{path}: the run has not finished (status {manifest.get('status')!r}); "
+                          f"run the same command again to finish it")
+    table = res.read_table(path / "searches")
+    metrics, arrays = metrics_from_searches(manifest, table)
+    timing = read_json(path / "timing.json") if (path / "timing.json").is_file() else {}
+    return IdRun(path, manifest, metrics, timing, *arrays)
+
+
+def _backend_text(run: IdRun) -> str:
+    b = run.manifest.get("backend") or {}
+    return f"{b.get('backend', '?')} x{b.get('workers', '?')}"
+
+
+def display_labels(runs: Sequence[IdRun]) -> dict[str, str]:
+    """``[extractor + ]matcher`` per run; runs of one protocol sharing a label get what
+    differs appended (matcher version or parameters, L, backend), then ``#1``, ``#2`` if
+    they are still alike."""
+    labels: dict[str, str] = {}
+    by_key: dict[tuple[str, str], list[IdRun]] = {}
+    for r in runs:
+        by_key.setdefault((r.protocol_key, r.label), []).append(r)
+    for (_, label), members in by_key.items():
+        configs = []
+        for r in members:
+            m = r.manifest["matcher"]
+            c = {"version": str(m.get("version"))}
+            c.update({k: json.dumps(v) for k, v in sorted((m.get("params") or {}).items())})
+            c["L"] = str(r.candidates)
+            c["backend"] = _backend_text(r)
+            configs.append(c)
+        keys = sorted({k for c in configs for k in c})
+        differing = [k for k in keys if len({c.get(k) for c in configs}) > 1]
+        names = [label + (" (" + ", ".join(f"{k}={c.get(k, '-')}" for k in differing) + ")" if differing else "")
+                 for c in configs]
+        count: dict[str, int] = {}
+        for r, name in zip(members, names):
+            if names.count(name) > 1:
+                count[name] = count.get(name, 0) + 1
+                name = f"{name} #{count[name]}"
+            labels[str(r.path)] = name
+    return labels
+
+
+# ------------------------------------------------------------------ figures
+def cmc_figure(entries: Sequence[tuple[str, IdRun]], colour_map: dict[str, tuple[str, str]], title: str) -> bytes:
+    """Rank-k identification rate for k = 1 .. L (log rank axis), one line per run."""
+    from bench.report.plots import _figure, _png, _style
+
+    fig = _figure(4.6, 4.2)
+    ax = fig.add_subplot()
+    low = 1.0
+    for label, run in entries:
+        rate = run.metrics.get("cmc")
+        if not rate:
+            continue
+        colour, marker = colour_map[label]
+        k = np.arange(1, len(rate) + 1)
+        ax.step(k, rate, where="post", color=colour, lw=1.6, label=label)
+        ax.plot([1], [rate[0]], marker=marker, color=colour, ms=6, mec="white", mew=0.8)
+        low = min(low, float(rate[0]))
+    ax.set_xscale("log")
+    ax.set_ylim(max(0.0, low - 0.05), 1.005)
+    ax.set_xlabel("rank k (candidate list position, log scale)", fontsize=9)
+    ax.set_ylabel("identification rate (mate within rank k)", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    _style(ax)
+    ax.legend(fontsize=7.5, loc="lower right", frameon=False)
+    return _png(fig)
+
+
+def det_figure(entries: Sequence[tuple[str, IdRun]], colour_map: dict[str, tuple[str, str]], title: str) -> bytes:
+    """Identification DET: FNIR(T) against FPIR(T) on normal-deviate axes, for L = 1
+    (solid) and the run's L (dashed). Rates of 0 are drawn on the axis edges."""
+    from scipy.stats import norm
+
+    from bench.report.plots import DET_TICKS, _figure, _png, _style, _tick_label, visible_points
+
+    n_non = max(int((~r.mated).sum()) for _, r in entries)
+    n_mat = max(int(r.mated.sum()) for _, r in entries)
+    x_lo, x_hi, y_lo, y_hi = 0.5 / max(n_non, 1), 0.95, 0.5 / max(n_mat, 1), 0.95
+    fig = _figure(4.6, 4.2)
+    ax = fig.add_subplot()
+    for label, run in entries:
+        if run.mated.all() or not run.mated.any():
+            continue  # FPIR or FNIR undefined
+        colour, _ = colour_map[label]
+        for rank, style in sorted({(1, "-"), (run.candidates, "--")}):
+            c = run.curve(rank)
+            fpir, fnir = visible_points(c.fpir, c.fnir)
+            ax.plot(norm.ppf(np.clip(fpir, x_lo, x_hi)), norm.ppf(np.clip(fnir, y_lo, y_hi)), ls=style,
+                    color=colour, lw=1.6 if style == "-" else 1.1,
+                    label=f"{label}, L = {rank}" if style == "-" or rank > 1 else None)
+    for lo, hi, setter in ((x_lo, x_hi, ax.set_xticks), (y_lo, y_hi, ax.set_yticks)):
+        t = DET_TICKS[(DET_TICKS >= lo) & (DET_TICKS <= hi)]
+        setter(norm.ppf(t), [_tick_label(v) for v in t])
+    ax.set_xlim(norm.ppf(x_lo), norm.ppf(x_hi))
+    ax.set_ylim(norm.ppf(y_lo), norm.ppf(y_hi))
+    ax.set_xlabel("FPIR (%)", fontsize=9)
+    ax.set_ylabel("FNIR (%)", fontsize=9)
+    ax.set_title(title, fontsize=10)
+    _style(ax)
+    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    return _png(fig)
+
+
+# ------------------------------------------------------------------ tables
+def _pct(v: float | None, digits: int = 2) -> str:
+    return "-" if v is None else f"{100 * v:.{digits}f}"
+
+
+def _fnir_text(op: dict[str, Any] | None) -> tuple[str, str]:
+    """(value, reason) of an FNIR-at-FPIR entry of metrics.json."""
+    if not op:
+        return "-", ""
+    if op.get("fnir") is None:
+        return "unresolvable", str(op.get("reason") or "")
+    return _pct(op["fnir"]), str(op.get("reason") or "")
+
+
+def summarise(run: IdRun, label: str) -> dict[str, Any]:
+    """The row of one run: accuracy, speed, memory, provenance."""
+    m, t = run.metrics, run.timing
+    lat, thr, mem = t.get("latency") or {}, t.get("throughput") or {}, t.get("memory") or {}
+    L = run.candidates
+    ranks = {k: m["rank_identification_rate"].get(k) for k in ("1", "10", str(L))}
+    fnir = {f"rank{r}@{f}": (m["fnir_at_fpir"].get(f"rank{r}") or {}).get(f) for r in (1, L) for f in FPIR_SHOWN}
+    man = run.manifest
+    return {
+        "run": str(run.path), "label": label, "protocol": man["protocol"], "candidates": L,
+        "metrics": m,
+        "rank_identification_rate": ranks,
+        "fnir_at_fpir": fnir,
+        "speed": {
+            "median_search_seconds": lat.get("median_search_seconds"),
+            "median_search_cpu_seconds": lat.get("median_search_cpu_seconds"),
+            "comparisons_per_second_per_core": lat.get("comparisons_per_second_per_core"),
+            "gallery_prepare_ms_per_template": None if lat.get("gallery_prepare_seconds_per_template") is None
+            else 1e3 * lat["gallery_prepare_seconds_per_template"],
+            "searches_per_second": thr.get("searches_per_second"),
+            "workers": thr.get("slots"),
+            "harness_cpu_share": thr.get("harness_cpu_share"),
+        },
+        "memory": {"store_bytes_per_template": mem.get("store_bytes_per_template"),
+                   "peak_worker_rss_bytes": mem.get("peak_worker_rss_bytes")},
+        "provenance": {k: man.get(k) for k in ("created", "finished", "templates", "matcher", "search", "backend",
+                                                "environment")},
+    }
+
+
+def _row_cells(s: dict[str, Any]) -> list[str]:
+    m, sp, L = s["metrics"], s["speed"], s["candidates"]
+    cells = [f"{m['n_searches']:,} ({m['n_mated']:,} mated)", f"{m['gallery_templates']:,}"]
+    cells += [_pct(s["rank_identification_rate"][k]) for k in ("1", "10", str(L))]
+    cells += [_fnir_text(s["fnir_at_fpir"][f"rank1@{f}"])[0] for f in FPIR_SHOWN]
+    cells.append(_pct(m.get("penetration_rate"), 1))
+    med, cpu = sp["median_search_seconds"], sp["median_search_cpu_seconds"]
+    cells.append("-" if med is None else f"{med:.3g} [{cpu:.3g}]")
+    cps = sp["comparisons_per_second_per_core"]
+    cells.append("-" if cps is None else f"{cps:,.0f}")
+    sps = sp["searches_per_second"]
+    cells.append("-" if sps is None else f"{sps:.3g} ({sp['workers']})")
+    return cells
+
+
+def _headers(L_values: set[int]) -> list[str]:
+    L = "L" if len(L_values) != 1 else str(next(iter(L_values)))
+    return ["searches", "gallery templates", "rank-1 %", "rank-10 %", f"rank-{L} %", "FNIR % at FPIR = 1 % (L = 1)",
+            "FNIR % at FPIR = 10 % (L = 1)", "penetration %", "search s, median [CPU]", "comparisons/s per core",
+            "searches/s (workers)"]
+
+
+# ------------------------------------------------------------------ writing
+def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
+    """Write the report of identification ``runs`` into ``out``; return report.html's path."""
+    from bench.report import html as H
+    from bench.report.plots import colours
+
+    paths = list(dict.fromkeys(Path(r).resolve() for r in runs))
+    data = [load_id_run(p) for p in paths]
+    out = Path(out)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    labels = display_labels(data)
+    colour_map = colours(list(labels.values()))
+    groups: dict[str, list[IdRun]] = {}
+    for d in data:
+        groups.setdefault(d.protocol_key, []).append(d)
+    summaries = {str(d.path): summarise(d, labels[str(d.path)]) for d in data}
+
+    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
+             "<title>FingerBench identification report</title><style>", H.CSS, "</style></head><body><main>",
+             "<header><h1>FingerBench identification report</h1><div class='sub'>"
+             f"{len(data)} run{'s' if len(data) != 1 else ''}, {len(groups)} protocol{'s' if len(groups) != 1 else ''}"
+             f" &middot; generated {escape(time.strftime('%Y-%m-%d %H:%M'))} &middot; "
+             "<a href='#method'>how the numbers are made</a></div></header>"]
+    md = ["# FingerBench identification report", ""]
+    if len(groups) > 1:
+        note = (f"These runs use {len(groups)} different protocols: each is reported in its own section "
+                f"and curves are never overlaid across them.")
+        parts.append(f"<div class='note'>{escape(note)}</div>")
+        md += [note, ""]
+    cmc_rows: list[list[Any]] = []
+    det_rows: list[list[Any]] = []
+    for gi, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: kv[1][0].manifest["protocol"]["name"])):
+        members = sorted(members, key=lambda d: labels[str(d.path)])
+        p = members[0].manifest["protocol"]
+        title = f"{p['name']}"
+        gid = f"g{gi + 1}"
+        sub = (f"{p['n_gallery_templates']:,} gallery templates of {p['n_gallery_subjects']:,} subjects; "
+               f"{p['n_probes']:,} searches, {p['n_mated_probes']:,} mated and {p['n_nonmated_probes']:,} "
+               f"non-mated; protocol sha256 {key[:16]}")
+        entries = [(labels[str(d.path)], d) for d in members]
+        figs = {"cmc": cmc_figure(entries, colour_map, f"CMC, {title}"),
+                "det": det_figure(entries, colour_map, f"Identification DET, {title}")}
+        for name, data_png in figs.items():
+            (out / "figures" / f"{gid}-{name}.png").write_bytes(data_png)
+        heads = _headers({d.candidates for d in members})
+        rows = [(lab, summaries[str(d.path)]) for lab, d in entries]
+        parts.append(f"<h2 id='{gid}'>{escape(title)}</h2><div class='sub'>{escape(sub)}</div>")
+        parts.append("<div class='scroll'><table><tr><th>algorithm</th>"
+                     + "".join(f"<th>{escape(h)}</th>" for h in heads) + "</tr>")
+        reasons = []
+        for lab, s in rows:
+            cells = _row_cells(s)
+            parts.append(f"<tr><td class='alg'>{H._swatch(colour_map[lab][0])}{escape(lab)}</td>"
+                         + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
+            for f in FPIR_SHOWN:
+                value, why = _fnir_text(s["fnir_at_fpir"][f"rank1@{f}"])
+                if why:
+                    reasons.append(f"{lab}, FPIR = {float(f):.0%}: {why}")
+        parts.append("</table></div>")
+        if reasons:
+            parts.append("<ul class='reasons'>" + "".join(f"<li>{escape(r)}</li>" for r in reasons) + "</ul>")
+        parts.append("<div class='figs'>" + H._img(figs["cmc"], f"CMC curves, {title}")
+                     + H._img(figs["det"], f"identification DET curves, {title}") + "</div>")
+        md += [f"## {title}", "", sub, "", "| algorithm | " + " | ".join(heads) + " |",
+               "|" + "---|" * (len(heads) + 1)]
+        md += [f"| {lab} | " + " | ".join(_row_cells(s)) + " |" for lab, s in rows]
+        md += [""] + [f"- {r}" for r in reasons] + ([""] if reasons else [])
+        md += [f"![CMC](figures/{gid}-cmc.png) ![identification DET](figures/{gid}-det.png)", ""]
+        for lab, d in entries:
+            for k, rate in enumerate(d.metrics.get("cmc") or [], 1):
+                cmc_rows.append([str(d.path), lab, k, rate])
+            if d.mated.any() and not d.mated.all():
+                for rank in sorted({1, d.candidates}):
+                    c = d.curve(rank)
+                    for thr, fp, fn in zip(c.thresholds, c.fpir, c.fnir):
+                        det_rows.append([str(d.path), lab, rank, float(thr), float(fp), float(fn)])
+    parts.append(METHOD)
+    parts.append("<h2>Provenance</h2>" + _provenance(data, labels))
+    parts.append("<footer>Made by FingerBench from the stored search tables of the runs; summary.json, cmc.csv "
+                 "and det.csv hold the same numbers.</footer></main></body></html>")
+    (out / "report.html").write_text("\n".join(parts), encoding="utf-8")
+    (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
+    write_json(out / "summary.json", {"schema": "fingerbench-identification-report", "version": 1,
+                                      "runs": [summaries[str(d.path)] for d in data]})
+    _csv(out / "cmc.csv", ["run", "label", "rank", "identification_rate"], cmc_rows)
+    _csv(out / "det.csv", ["run", "label", "L", "threshold", "fpir", "fnir"], det_rows)
+    return out / "report.html"
+
+
+def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
+    with path.open("w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(header)
+        w.writerows(rows)
+
+
+def _provenance(data: Sequence[IdRun], labels: dict[str, str]) -> str:
+    rows = ["<tr><th>run</th><th>templates</th><th>matcher</th><th>search</th><th>machine</th><th>source</th></tr>"]
+    for d in data:
+        m = d.manifest
+        env = m.get("environment") or {}
+        mach, src = env.get("machine") or {}, env.get("source") or {}
+        tpl = m.get("templates") or {}
+        parts = []
+        if "synthetic" in tpl:
+            parts.append(f"synthetic minutiae model, seed {tpl['synthetic'].get('seed')}")
+        if "dataset" in tpl:
+            ds = tpl["dataset"]
+            parts.append(f"dataset {ds.get('name')} (images sha256 {str(ds.get('sha256'))[:16]})")
+        if "extractor" in tpl:
+            e = tpl["extractor"]
+            parts.append(f"extractor {e.get('name')} {e.get('version')} {json.dumps(e.get('params') or {})}")
+        mt = m["matcher"]
+        pkgs = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())
+        commit = (src.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if src.get("dirty") else "")
+        rows.append(
+            f"<tr><td><b>{escape(labels[str(d.path)])}</b><br><code>{escape(str(d.path))}</code><br>"
+            f"{escape(str(m.get('created') or ''))}</td>"
+            f"<td>{'<br>'.join(escape(p) for p in parts)}</td>"
+            f"<td>{escape(str(mt.get('name')))} {escape(str(mt.get('version')))}<br>"
+            f"<code>{escape(json.dumps(mt.get('params') or {}))}</code></td>"
+            f"<td>{escape(json.dumps(m.get('search') or {}))}<br>{escape(json.dumps(m.get('backend') or {}))}</td>"
+            f"<td>{escape(str(mach.get('cpu', 'unknown')))}<br>{escape(str(mach.get('cores', '?')))} cores</td>"
+            f"<td>commit <code>{escape(commit)}</code><br><span class='sub'>{escape(pkgs)}</span></td></tr>")
+    return "<table class='prov'>" + "".join(rows) + "</table>"
+
+
+METHOD = """
+<h2 id="method">How the numbers are made</h2>
+<p>Terms of NIST FpVTE 2012 and ISO/IEC 19795-1. A search compares a probe with the whole gallery and
+returns the top L subjects (a subject's score is the best score of its templates). A search is mated
+when the probe's subject is enrolled. Rank-k identification rate (CMC): share of mated searches whose
+mate is within rank k, whatever its score; ranks are pessimistic (a tie counts against the mate).
+FPIR(T): share of non-mated searches with any candidate scoring &ge; T. FNIR(T, L): share of mated
+searches whose mate is not among the first L candidates with score &ge; T. FNIR at FPIR = x is the
+lowest FNIR over thresholds with FPIR &le; x; a target below 1 / (non-mated searches) is
+<i>unresolvable</i> and never shown as a number. Failures to enrol a probe stay in the denominators
+(a miss, or a correct rejection); a failed comparison scores as an error at every threshold.
+Penetration rate: share of the gallery compared per search.</p>
+<p>Speed: time inside the matcher per search, in single-threaded workers (latency, as NIST times it;
+CPU time in brackets), gallery preparation counted apart; searches/s: wall-clock throughput of the whole
+search phase on all workers.</p>
+"""

@@ -127,7 +127,7 @@ def display_labels(runs: Sequence[IdRun]) -> dict[str, str]:
 # ------------------------------------------------------------------ figures
 def cmc_figure(entries: Sequence[tuple[str, IdRun]], colour_map: dict[str, tuple[str, str]], title: str) -> bytes:
     """Rank-k identification rate for k = 1 .. L (log rank axis), one line per run."""
-    from bench.report.plots import _figure, _png, _style
+    from bench.report.plots import _figure, _png, finish_axes
 
     fig = _figure(4.6, 4.2)
     ax = fig.add_subplot()
@@ -143,11 +143,8 @@ def cmc_figure(entries: Sequence[tuple[str, IdRun]], colour_map: dict[str, tuple
         low = min(low, float(rate[0]))
     ax.set_xscale("log")
     ax.set_ylim(max(0.0, low - 0.05), 1.005)
-    ax.set_xlabel("rank k (candidate list position, log scale)", fontsize=9)
-    ax.set_ylabel("identification rate (mate within rank k)", fontsize=9)
-    ax.set_title(title, fontsize=10)
-    _style(ax)
-    ax.legend(fontsize=7.5, loc="lower right", frameon=False)
+    finish_axes(ax, "rank k (candidate list position, log scale)", "identification rate (mate within rank k)",
+                title, "lower right")
     return _png(fig)
 
 
@@ -156,7 +153,7 @@ def det_figure(entries: Sequence[tuple[str, IdRun]], colour_map: dict[str, tuple
     (solid) and the run's L (dashed). Rates of 0 are drawn on the axis edges."""
     from scipy.stats import norm
 
-    from bench.report.plots import DET_TICKS, _figure, _png, _style, _tick_label, visible_points
+    from bench.report.plots import _figure, _png, finish_axes, probit_axes, visible_points
 
     n_non = max(int((~r.mated).sum()) for _, r in entries)
     n_mat = max(int(r.mated.sum()) for _, r in entries)
@@ -173,16 +170,8 @@ def det_figure(entries: Sequence[tuple[str, IdRun]], colour_map: dict[str, tuple
             ax.plot(norm.ppf(np.clip(fpir, x_lo, x_hi)), norm.ppf(np.clip(fnir, y_lo, y_hi)), ls=style,
                     color=colour, lw=1.6 if style == "-" else 1.1,
                     label=f"{label}, L = {rank}" if style == "-" or rank > 1 else None)
-    for lo, hi, setter in ((x_lo, x_hi, ax.set_xticks), (y_lo, y_hi, ax.set_yticks)):
-        t = DET_TICKS[(DET_TICKS >= lo) & (DET_TICKS <= hi)]
-        setter(norm.ppf(t), [_tick_label(v) for v in t])
-    ax.set_xlim(norm.ppf(x_lo), norm.ppf(x_hi))
-    ax.set_ylim(norm.ppf(y_lo), norm.ppf(y_hi))
-    ax.set_xlabel("FPIR (%)", fontsize=9)
-    ax.set_ylabel("FNIR (%)", fontsize=9)
-    ax.set_title(title, fontsize=10)
-    _style(ax)
-    ax.legend(fontsize=7, loc="upper right", frameon=False)
+    probit_axes(ax, x_lo, x_hi, y_lo, y_hi)
+    finish_axes(ax, "FPIR (%)", "FNIR (%)", title, "upper right", legend_size=7)
     return _png(fig)
 
 

@@ -50,6 +50,15 @@ def _style(ax) -> None:
     ax.tick_params(labelsize=8)
 
 
+def finish_axes(ax, xlabel: str, ylabel: str, title: str, legend_loc: str, legend_size: float = 7.5) -> None:
+    """Labels, title, the report's style and a frameless legend."""
+    ax.set_xlabel(xlabel, fontsize=9)
+    ax.set_ylabel(ylabel, fontsize=9)
+    ax.set_title(title, fontsize=10)
+    _style(ax)
+    ax.legend(fontsize=legend_size, loc=legend_loc, frameon=False)
+
+
 # --------------------------------------------------------------------------- DET / ROC
 DET_TICKS = np.array([1e-5, 1e-4, 1e-3, 1e-2, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95])
 
@@ -104,19 +113,22 @@ def det_figure(entries: Sequence[tuple[str, RunData]], colour_map: dict[str, tup
         e = curve.eer()
         ax.plot(norm.ppf(np.clip(e.eer, x_lo, x_hi)), norm.ppf(np.clip(e.eer, y_lo, y_hi)),
                 marker=marker, color=colour, ms=6, mec="white", mew=0.8, zorder=5)
-    for ticks, setter, lo, hi in ((DET_TICKS, ax.set_xticks, x_lo, x_hi), (DET_TICKS, ax.set_yticks, y_lo, y_hi)):
-        t = ticks[(ticks >= lo) & (ticks <= hi)]
+    probit_axes(ax, x_lo, x_hi, y_lo, y_hi)
+    lo, hi = max(norm.ppf(x_lo), norm.ppf(y_lo)), min(norm.ppf(x_hi), norm.ppf(y_hi))
+    ax.plot([lo, hi], [lo, hi], ls=":", color="#888888", lw=0.8)
+    finish_axes(ax, "FMR (%)", "FNMR (%)", title, "upper right")
+    return _png(fig)
+
+
+def probit_axes(ax, x_lo: float, x_hi: float, y_lo: float, y_hi: float) -> None:
+    """Normal-deviate axes between these rates, ticks labelled in %."""
+    from scipy.stats import norm
+
+    for setter, lo, hi in ((ax.set_xticks, x_lo, x_hi), (ax.set_yticks, y_lo, y_hi)):
+        t = DET_TICKS[(DET_TICKS >= lo) & (DET_TICKS <= hi)]
         setter(norm.ppf(t), [_tick_label(v) for v in t])
     ax.set_xlim(norm.ppf(x_lo), norm.ppf(x_hi))
     ax.set_ylim(norm.ppf(y_lo), norm.ppf(y_hi))
-    lo, hi = max(norm.ppf(x_lo), norm.ppf(y_lo)), min(norm.ppf(x_hi), norm.ppf(y_hi))
-    ax.plot([lo, hi], [lo, hi], ls=":", color="#888888", lw=0.8)
-    ax.set_xlabel("FMR (%)", fontsize=9)
-    ax.set_ylabel("FNMR (%)", fontsize=9)
-    ax.set_title(title, fontsize=10)
-    _style(ax)
-    ax.legend(fontsize=7.5, loc="upper right", frameon=False)
-    return _png(fig)
 
 
 def roc_figure(entries: Sequence[tuple[str, RunData]], colour_map: dict[str, tuple[str, str]],
@@ -139,11 +151,7 @@ def roc_figure(entries: Sequence[tuple[str, RunData]], colour_map: dict[str, tup
     ticks = [t for t in (1e-5, 1e-4, 1e-3, 1e-2, 1e-1, 1.0) if t >= x_lo]
     ax.set_xticks(ticks, [_tick_label(t) for t in ticks])
     ax.set_ylim(max(0.0, low_tmr - 0.05), 1.01)
-    ax.set_xlabel("FMR (%, log scale; 0 drawn on the left edge)", fontsize=9)
-    ax.set_ylabel("1 - FNMR", fontsize=9)
-    ax.set_title(title, fontsize=10)
-    _style(ax)
-    ax.legend(fontsize=7.5, loc="lower right", frameon=False)
+    finish_axes(ax, "FMR (%, log scale; 0 drawn on the left edge)", "1 - FNMR", title, "lower right")
     return _png(fig)
 
 

@@ -186,7 +186,8 @@ class IsolatedPool:
                         if kind == "error":
                             w.task = None
                             raise RuntimeError(f"internal error in a worker: {payload}")
-                        # died while sending: fall through to the crash handling below
+                        # died: the pipe closes before the exit status is known, so wait for it
+                        w.proc.join(timeout=5)
                         reason = _exit_reason(w.proc)
                     elif w.proc.sentinel in ready:
                         w.proc.join(timeout=1)

@@ -7,6 +7,8 @@ import json
 import logging
 from pathlib import Path
 
+from bench.commands.argtypes import positive
+
 log = logging.getLogger("fingerbench")
 
 EPILOG = """\
@@ -39,16 +41,6 @@ def _fraction(text: str) -> float:
     return value
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "identify", help="1:N identification: search probes against a gallery",
@@ -74,9 +66,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pro.add_argument("--protocol", "-p", default=None,
                      help="'dataset' (default with -d), 'synthetic' (default otherwise), or a protocol CSV file "
                           "(role,id,subject[,mated])")
-    pro.add_argument("--gallery-size", type=_positive, default=1000, help="synthetic: enrolled subjects (default 1000)")
-    pro.add_argument("--gallery-impressions", type=_positive, default=1, help="synthetic: templates per subject")
-    pro.add_argument("--probes", type=_positive, default=300, help="synthetic: number of probes (default 300)")
+    pro.add_argument("--gallery-size", type=positive, default=1000, help="synthetic: enrolled subjects (default 1000)")
+    pro.add_argument("--gallery-impressions", type=positive, default=1, help="synthetic: templates per subject")
+    pro.add_argument("--probes", type=positive, default=300, help="synthetic: number of probes (default 300)")
     pro.add_argument("--mated-fraction", type=_fraction, default=None,
                      help="share of mated probes (synthetic default 1/3 as in FpVTE; dataset default: all mated; "
                           "with a dataset, fingers are left out of the gallery to reach it)")
@@ -89,10 +81,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     mat = p.add_argument_group("matcher and search")
     mat.add_argument("--matcher", "-m", help="matcher name, module:Class or file.py:Class")
     mat.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[])
-    mat.add_argument("--candidates", "-L", type=_positive, default=100, help="candidate list length L (default 100)")
-    mat.add_argument("--shard-size", type=_positive, default=1000,
+    mat.add_argument("--candidates", "-L", type=positive, default=100, help="candidate list length L (default 100)")
+    mat.add_argument("--shard-size", type=positive, default=1000,
                      help="gallery templates per unit of work (memory per worker grows with it; default 1000)")
-    mat.add_argument("--probe-batch", type=_positive, default=1024, help="probes per unit of work (default 1024)")
+    mat.add_argument("--probe-batch", type=positive, default=1024, help="probes per unit of work (default 1024)")
     exe = p.add_argument_group("execution")
     exe.add_argument("--jobs", "-j", type=int, default=0, help="local worker processes (0 = all cores)")
     exe.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster of this scheduler (tcp://host:port)")

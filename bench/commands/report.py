@@ -6,17 +6,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.argtypes import non_negative
+
 log = logging.getLogger("fingerbench")
-
-
-def _non_negative(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be 0 or more, got {value}")
-    return value
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -33,10 +25,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
     p.add_argument("--out", "-o", type=Path, default=None,
                    help="output folder (default: the run directory for one run, ./report for several)")
-    p.add_argument("--bootstrap", type=_non_negative, default=1000, metavar="N",
+    p.add_argument("--bootstrap", type=non_negative, default=1000, metavar="N",
                    help="subject-bootstrap replicates for the confidence intervals (0: no intervals)")
     p.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
-    p.add_argument("--worst", type=_non_negative, default=3, metavar="K",
+    p.add_argument("--worst", type=non_negative, default=3, metavar="K",
                    help="worst errors shown per run and kind (0: none)")
     return p
 

@@ -47,14 +47,12 @@ from typing import Any, Iterable, Sequence
 
 import numpy as np
 
-from bench.synthetic.orientation import PatternSpec, draw_class, draw_pattern
+from bench.synthetic.orientation import PatternSpec, draw_class, draw_pattern, orientation_at
 from bench.template import TYPE_BIFURCATION, TYPE_ENDING, Template, make_minutiae
 
 #: Prefix of every synthetic template id and subject id.
 PREFIX = "syn:"
 _ID = re.compile(r"^syn:S(?P<subject>\d+)_(?P<impression>\d+)$")
-#: Knots of the Vizcaya-Gerhardt correction of the orientation model (8 directions).
-_VG_KNOTS = np.linspace(-np.pi, np.pi, 9)
 
 
 @dataclass(frozen=True)
@@ -138,30 +136,6 @@ def parse_id(text: str) -> tuple[int, int] | None:
 
 def _rng(seed: int, *key: int) -> np.random.Generator:
     return np.random.default_rng(np.random.SeedSequence(int(seed), spawn_key=tuple(int(k) for k in key)))
-
-
-def orientation_at(pattern: PatternSpec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Ridge orientation (radians mod pi) of the zero-pole model at points (x, y), y down.
-
-    The same field as :func:`bench.synthetic.orientation.orientation_field`, evaluated at
-    scattered points instead of on a pixel grid.
-    """
-    x = np.asarray(x, dtype=np.float64)
-    y = np.asarray(y, dtype=np.float64)
-    if pattern.arch is not None:
-        a = pattern.arch
-        u = (x - a.x0) / a.width
-        t = np.clip((a.y_bottom - y) / max(a.y_bottom - a.y_top, 1.0), 0.0, 1.0)
-        slope = -a.height * (0.25 + 0.75 * t) * u * np.exp(-0.5 * u * u)
-        theta = np.arctan(slope) + pattern.rotation
-    else:
-        theta = np.full(x.shape, pattern.rotation, dtype=np.float64)
-        for sp in pattern.singular_points:
-            alpha = np.arctan2(-(y - sp.y), x - sp.x)
-            eps = np.asarray(sp.correction + sp.correction[:1], dtype=np.float64)
-            arg = alpha + np.interp(alpha, _VG_KNOTS, eps)
-            theta += 0.5 * arg if sp.kind == "core" else -0.5 * arg
-    return np.mod(theta, np.pi)
 
 
 def _inside_footprint(x: np.ndarray, y: np.ndarray, hw: float, ht: float, hb: float) -> np.ndarray:

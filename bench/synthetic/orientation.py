@@ -177,10 +177,10 @@ def _corrected_argument(dx: np.ndarray, dy_up: np.ndarray, correction: tuple[flo
     return alpha + np.interp(alpha, _VG_KNOTS, eps)
 
 
-def orientation_field(spec: PatternSpec, shape: tuple[int, int]) -> np.ndarray:
-    """Ridge orientation (radians, [0, pi)) at every pixel of a canvas of ``shape``."""
-    h, w = shape
-    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+def orientation_at(spec: PatternSpec, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Ridge orientation (radians, [0, pi)) of the model at points (x, y), y down."""
+    x = np.asarray(x, dtype=np.float64)
+    y = np.asarray(y, dtype=np.float64)
     if spec.arch is not None:
         a = spec.arch
         u = (x - a.x0) / a.width
@@ -189,8 +189,15 @@ def orientation_field(spec: PatternSpec, shape: tuple[int, int]) -> np.ndarray:
         slope = -a.height * (0.25 + 0.75 * t) * u * np.exp(-0.5 * u * u)
         theta = np.arctan(slope) + spec.rotation
     else:
-        theta = np.full(shape, spec.rotation, dtype=np.float64)
+        theta = np.full(x.shape, spec.rotation, dtype=np.float64)
         for sp in spec.singular_points:
             arg = _corrected_argument(x - sp.x, -(y - sp.y), sp.correction)
             theta += 0.5 * arg if sp.kind == "core" else -0.5 * arg
     return np.mod(theta, np.pi)
+
+
+def orientation_field(spec: PatternSpec, shape: tuple[int, int]) -> np.ndarray:
+    """Ridge orientation (radians, [0, pi)) at every pixel of a canvas of ``shape``."""
+    h, w = shape
+    y, x = np.mgrid[0:h, 0:w].astype(np.float64)
+    return orientation_at(spec, x, y)

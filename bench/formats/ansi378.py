@@ -25,10 +25,10 @@ from __future__ import annotations
 import struct
 from typing import Sequence
 
-from bench.formats.iso19794_2 import DEFAULT_DPI, MINUTIA_SIZE, VERSION_2005, VIEW_HEADER, _as_views, _bytes
+from bench.formats.iso19794_2 import DEFAULT_DPI, MINUTIA_SIZE, VERSION_2005, VIEW_HEADER, _bytes
 from bench.formats.records import (
-    ANSI_2004, ANSI_ANGLE_UNIT_DEG, MAGIC, FingerView, FormatError, MinutiaeRecord, check_view_fields,
-    dpi_from_ppcm, minutiae_bytes, parse_minutiae, ppcm_from_dpi,
+    ANSI_2004, ANSI_ANGLE_UNIT_DEG, MAGIC, FingerView, FormatError, MinutiaeRecord, as_views,
+    dpi_from_ppcm, parse_minutiae, ppcm_from_dpi, views_body,
 )
 from bench.template import Template
 
@@ -128,21 +128,9 @@ def encode(
 
     Quantisation as in ISO 2005 except the angle: nearest multiple of 2 degrees.
     """
-    items = _as_views(views)
+    items = as_views(views)
     first = items[0].template
-    body = bytearray()
-    for v in items:
-        t = v.template
-        check_view_fields(t, finger_position=v.finger_position, view_number=v.view_number,
-                          impression_type=v.impression_type, finger_quality=v.finger_quality, fmt=ANSI_2004)
-        if (t.width, t.height) != (first.width, first.height):
-            raise FormatError(f"{ANSI_2004}: all views of a record share one image size")
-        body += struct.pack(">BBBB", v.finger_position, (v.view_number << 4) | v.impression_type,
-                            v.finger_quality, len(t))
-        body += minutiae_bytes(t, ANSI_ANGLE_UNIT_DEG, 180)
-        body += struct.pack(">H", len(v.extended_data)) + v.extended_data
-    if len(items) > 255:
-        raise FormatError(f"{ANSI_2004}: a record holds at most 255 finger views")
+    body = views_body(items, ANSI_2004, ANSI_ANGLE_UNIT_DEG, 180)
     res = ppcm_from_dpi(first.dpi)
     rest = struct.pack(">HHHHHHHBB", cbeff_owner, cbeff_type,
                        (capture_equipment_compliance << 12) | capture_device_id,

@@ -41,7 +41,7 @@ from typing import Sequence
 
 from bench.formats.records import (
     ISO_2005, ISO_2011, ISO_ANGLE_UNIT_DEG, MAGIC, FingerView, FormatError, MinutiaeRecord,
-    check_view_fields, dpi_from_ppcm, minutiae_bytes, parse_minutiae, ppcm_from_dpi,
+    as_views, dpi_from_ppcm, parse_minutiae, ppcm_from_dpi, views_body,
 )
 from bench.template import Template
 
@@ -206,35 +206,13 @@ def encode(
     header holds them once. Positions are rounded to pixels (halves up), angles to the
     nearest 360/256 degrees, quality to an integer 0-100.
     """
-    items = _as_views(views)
+    items = as_views(views)
     first = items[0].template
-    body = bytearray()
-    for v in items:
-        t = v.template
-        check_view_fields(t, finger_position=v.finger_position, view_number=v.view_number,
-                          impression_type=v.impression_type, finger_quality=v.finger_quality, fmt=ISO_2005)
-        if (t.width, t.height) != (first.width, first.height):
-            raise FormatError(f"{ISO_2005}: all views of a record share one image size; got "
-                              f"{first.width}x{first.height} and {t.width}x{t.height}")
-        body += struct.pack(">BBBB", v.finger_position, (v.view_number << 4) | v.impression_type,
-                            v.finger_quality, len(t))
-        body += minutiae_bytes(t, ISO_ANGLE_UNIT_DEG, 256)
-        body += struct.pack(">H", len(v.extended_data)) + v.extended_data
+    body = views_body(items, ISO_2005, ISO_ANGLE_UNIT_DEG, 256)
     if not (0 <= capture_device_id <= 0x0FFF and 0 <= capture_equipment_compliance <= 0x0F):
         raise FormatError(f"{ISO_2005}: capture device id must fit 12 bits and compliance 4 bits")
-    if len(items) > 255:
-        raise FormatError(f"{ISO_2005}: a record holds at most 255 finger views")
     res = ppcm_from_dpi(first.dpi)
     header = MAGIC + VERSION_2005 + struct.pack(
         ">IHHHHHBB", HEADER_2005 + len(body), (capture_equipment_compliance << 12) | capture_device_id,
         first.width, first.height, res, res, len(items), 0)
     return bytes(header + body)
-
-
-def _as_views(views) -> list[FingerView]:
-    if isinstance(views, (Template, FingerView)):
-        views = [views]
-    out = [v if isinstance(v, FingerView) else FingerView(v) for v in views]
-    if not out:
-        raise FormatError("a record needs at least one finger view")
-    return out

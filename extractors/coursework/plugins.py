@@ -23,12 +23,12 @@ does not already install, so install them without dependencies:
 
 from __future__ import annotations
 
-import importlib.metadata
 
 import numpy as np
 
 from bench.plugins import FailureToEnrol
 from bench.template import MINUTIAE_FORMAT, TYPE_BIFURCATION, TYPE_ENDING, Template, make_minutiae
+from extractors.common import distribution_version, gray_image
 from extractors.fprecog.plugins import skeleton_vector
 
 DISTRIBUTIONS = ("fingerprint-enhancer", "fingerprint-feature-extractor")
@@ -37,13 +37,7 @@ BIFURCATION_TRACE = 10  # pixels of skeleton followed along the branches
 
 
 def _version() -> str:
-    parts = []
-    for d in DISTRIBUTIONS:
-        try:
-            parts.append(f"{d} {importlib.metadata.version(d)}")
-        except importlib.metadata.PackageNotFoundError:
-            parts.append(f"{d} (not installed)")
-    return ", ".join(parts)
+    return ", ".join(distribution_version(d) for d in DISTRIBUTIONS)
 
 
 def unavailable_reason() -> str:
@@ -80,9 +74,7 @@ class CourseworkExtractor:
         import fingerprint_enhancer
         import fingerprint_feature_extractor
 
-        if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8 or image.size == 0:
-            raise FailureToEnrol("expected a non-empty 2-D uint8 image")
-        enhanced = fingerprint_enhancer.enhance_fingerprint(np.ascontiguousarray(image))
+        enhanced = fingerprint_enhancer.enhance_fingerprint(gray_image(image))
         ridges = (np.asarray(enhanced) > 0).astype(np.uint8) * 255
         fe = fingerprint_feature_extractor.FingerprintFeatureExtractor()
         fe.setSpuriousMinutiaeThresh(int(self.spurious_threshold))

@@ -43,6 +43,7 @@ import numpy as np
 
 from bench.plugins import ComparisonFailed, FailureToEnrol
 from bench.template import Template, make_minutiae
+from extractors.common import gray_image
 
 FORMAT_PREFIX = "fvc-exe:"
 IMAGE_KEY = "fvc_image_png"
@@ -234,8 +235,7 @@ class FvcExecutableExtractor(_FvcProgram):
         self._check_program("ENROLL")
 
     def extract(self, image: np.ndarray, dpi: float) -> Template:
-        if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8 or image.size == 0:
-            raise FailureToEnrol("expected a non-empty 2-D uint8 image")
+        image = gray_image(image)
         workdir = self._workdir()
         stamp = f"{os.getpid()}_{time.monotonic_ns()}"
         image_path = workdir / f"enroll_{stamp}{_IMAGE_SUFFIXES.get(self.image_format, '.tif')}"

@@ -22,7 +22,6 @@ the package's own minutiae, keypoints and ORB descriptors, as an NPZ without obj
 
 from __future__ import annotations
 
-import importlib.metadata
 import io
 from typing import Any, Sequence
 
@@ -30,6 +29,7 @@ import numpy as np
 
 from bench.plugins import ComparisonFailed, FailureToEnrol
 from bench.template import TYPE_BIFURCATION, TYPE_ENDING, Template, make_minutiae
+from extractors.common import distribution_version, gray_image
 
 DISTRIBUTION = "fingerprint-recognition"
 NATIVE_FORMAT = "fingerprint-recognition"
@@ -37,10 +37,7 @@ INSTALL = "pip install fingerprint-recognition (or the extra: pip install -e '.[
 
 
 def _version() -> str:
-    try:
-        return f"fingerprint-recognition {importlib.metadata.version(DISTRIBUTION)}"
-    except importlib.metadata.PackageNotFoundError:
-        return "fingerprint-recognition (not installed)"
+    return distribution_version(DISTRIBUTION, "fingerprint-recognition")
 
 
 def unavailable_reason() -> str:
@@ -158,9 +155,7 @@ class FprecogExtractor:
         import fingerprint_recognition as fr
         from skimage.morphology import skeletonize
 
-        if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8 or image.size == 0:
-            raise FailureToEnrol("expected a non-empty 2-D uint8 image")
-        features = fr.extract_features(np.ascontiguousarray(image))
+        features = fr.extract_features(gray_image(image))
         found = list(features.minutiae)
         if not found:
             raise FailureToEnrol("fingerprint-recognition found no minutia")

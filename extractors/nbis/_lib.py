@@ -8,17 +8,15 @@ by every plugin instance in the process, one per settings combination.
 from __future__ import annotations
 
 import functools
-import importlib.metadata
 from typing import Any
+
+from extractors.common import distribution_version
 
 DISTRIBUTION = "nbis-py"
 
 
 def nbis_version() -> str:
-    try:
-        return f"{DISTRIBUTION} {importlib.metadata.version(DISTRIBUTION)}"
-    except importlib.metadata.PackageNotFoundError:
-        return f"{DISTRIBUTION} (not installed)"
+    return distribution_version(DISTRIBUTION)
 
 
 def unavailable_reason() -> str:

@@ -16,7 +16,6 @@ lightest); SBMEX thins with ``cv2.ximgproc`` (opencv-contrib).
 
 from __future__ import annotations
 
-import importlib.metadata
 import importlib.util
 import math
 import os
@@ -26,6 +25,7 @@ import numpy as np
 
 from bench.plugins import FailureToEnrol
 from bench.template import MINUTIAE_FORMAT, Template, make_minutiae
+from extractors.common import distribution_version, gray_image
 
 DISTRIBUTION = "pyfing"
 BACKENDS = ("tensorflow", "jax", "torch")
@@ -35,10 +35,7 @@ PYFING_DPI = 500  # pyfing's frequency estimation (XSFFE) supports 500 dpi only
 
 
 def _version() -> str:
-    try:
-        return f"pyfing {importlib.metadata.version(DISTRIBUTION)}"
-    except importlib.metadata.PackageNotFoundError:
-        return "pyfing (not installed)"
+    return distribution_version(DISTRIBUTION, "pyfing")
 
 
 def keras_backend() -> str | None:
@@ -98,12 +95,6 @@ def to_template_minutiae(minutiae: list, scale: float = 1.0) -> np.ndarray:
     return make_minutiae(x, y, d, t, q)
 
 
-def _check_image(image: Any) -> np.ndarray:
-    if not isinstance(image, np.ndarray) or image.ndim != 2 or image.dtype != np.uint8 or image.size == 0:
-        raise FailureToEnrol("expected a non-empty 2-D uint8 image")
-    return np.ascontiguousarray(image)
-
-
 class PyfingClassicExtractor:
     """pyfing's classical pipeline: GMFS segmentation, GBFOE orientations, XSFFE ridge
     frequencies, GBFEN enhancement and SBMEX minutiae (pyfing's default parameters).
@@ -145,7 +136,7 @@ class PyfingClassicExtractor:
     def extract(self, image: np.ndarray, dpi: float) -> Template:
         import cv2
 
-        img = _check_image(image)
+        img = gray_image(image)
         reason = ximgproc_reason()
         if reason:
             raise RuntimeError(reason)
@@ -225,7 +216,7 @@ class PyfingLeaderExtractor:
         self._leader()
 
     def extract(self, image: np.ndarray, dpi: float) -> Template:
-        img = _check_image(image)
+        img = gray_image(image)
         found = self._leader().run(img, int(round(float(dpi))))
         if not found:
             raise FailureToEnrol(f"LEADER found no minutia with quality >= {self.quality_threshold}")

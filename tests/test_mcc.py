@@ -12,7 +12,7 @@ import pytest
 from bench.plugins import BatchMatcher, Matcher, accepts, get_params
 from bench.template import Template, make_minutiae
 from extractors.classic import ClassicExtractor
-from extractors.mcc import MccMatcher
+from extractors.mcc import MccMatcher, compiled
 from extractors.mcc.consolidation import n_pairs
 from extractors.mcc.cylinders import popcount_similarity
 
@@ -51,9 +51,20 @@ def transformed(t: Template, angle: float, shift: tuple[float, float], scale: fl
     return Template(out, int(t.width * scale) + 100, int(t.height * scale) + 100, dpi or t.dpi)
 
 
-@pytest.fixture(scope="module")
-def matcher() -> MccMatcher:
-    return MccMatcher()
+KERNELS = ["numba", "numpy"]
+
+
+def make_matcher(kernel: str, **params) -> MccMatcher:
+    """An MCC matcher on the given kernel; the compiled one skips where numba is absent."""
+    if kernel == "numba" and not compiled.AVAILABLE:
+        pytest.skip(compiled.UNAVAILABLE_REASON)
+    return MccMatcher(kernel=kernel, **params)
+
+
+@pytest.fixture(scope="module", params=KERNELS)
+def matcher(request) -> MccMatcher:
+    """Every test that takes this fixture runs on the compiled kernel and on the reference."""
+    return make_matcher(request.param)
 
 
 # -------------------------------------------------------------------------- basics
@@ -67,6 +78,8 @@ def test_interface_and_paper_defaults():
     assert p["sigma_s"] == pytest.approx(28 / 3) and p["sigma_d"] == pytest.approx(2 * math.pi / 9)
     assert (p["mu_psi"], p["tau_psi"], p["omega"]) == (0.01, 400.0, 50.0)
     assert (p["min_np"], p["max_np"], p["mu_p"], p["tau_p"], p["w_r"], p["n_rel"]) == (4, 12, 20.0, 0.4, 0.5, 5)
+    assert p["kernel"] == "auto"
+    assert m.kernel_in_use == ("numba" if compiled.AVAILABLE else "numpy")
     p2 = get_params(MccMatcher(**{**p, "ns": 8}))
     assert p2 == {**p, "ns": 8}
 
@@ -149,9 +162,10 @@ def _mixed_gallery(fvc_templates) -> list[Template]:
                  transformed(ts[1], 0.4, (30.0, 30.0), scale=569 / 500, dpi=569)]
 
 
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("params", [{}, {"ns": 8}, {"min_np": 2, "max_np": 20, "n_rel": 3}])
-def test_compare_many_equals_compare_exactly(fvc_templates, params):
-    m = MccMatcher(**params)
+def test_compare_many_equals_compare_exactly(fvc_templates, params, kernel):
+    m = make_matcher(kernel, **params)
     gallery = _mixed_gallery(fvc_templates)
     for probe in [gallery[0], gallery[5], gallery[-1], gallery[-2], gallery[-6]]:
         batch = m.compare_many(probe, gallery)
@@ -213,12 +227,15 @@ def test_local_similarities_equal_the_popcount_definition(matcher, fvc_templates
     assert checked > 100
 
 
-def test_cache_follows_parameter_changes(fvc_templates):
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_cache_follows_parameter_changes(fvc_templates, kernel):
     a, b = fvc_templates[101, 1], fvc_templates[101, 3]
-    m = MccMatcher()
+    m = make_matcher(kernel)
     m.compare(a, b)
     m.ns = 8
-    assert m.compare(a, b) == MccMatcher(ns=8).compare(a, b)
+    assert m.compare(a, b) == make_matcher(kernel, ns=8).compare(a, b)
+    m.n_rel = 2
+    assert m.compare(a, b) == make_matcher(kernel, ns=8, n_rel=2).compare(a, b)
 
 
 def test_pickle_round_trip(matcher, fvc_templates):

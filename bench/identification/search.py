@@ -97,6 +97,12 @@ class SearchWorker:
     def __init__(self, ctx: SearchContext) -> None:
         self.ctx = ctx
         self.matcher = ctx.matcher.build()
+        warm_up = getattr(self.matcher, "warm_up", None)
+        if callable(warm_up):  # one-time set-up (compilation) outside every timed region
+            try:
+                warm_up()
+            except Exception as exc:
+                log.warning("warm_up() failed (%s: %s)", type(exc).__name__, exc)
         self._probes: OrderedDict[int, tuple[Shard, list[Template | None]]] = OrderedDict()
         self._warned_many = False
 

@@ -229,6 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--systems", nargs="+", default=[s[0] for s in SYSTEMS],
                     choices=[s[0] for s in SYSTEMS])
     ap.add_argument("--mcc-ns", type=int, default=None, help="MCC spatial cells per side (default: the matcher's)")
+    ap.add_argument("--mcc-kernel", default=None, choices=["auto", "numba", "numpy"],
+                    help="MCC implementation (default: the matcher's, 'auto')")
     ap.add_argument("--gallery-size", type=int, default=1000, help="1:N gallery size for the speed test")
     ap.add_argument("--speed-ns", type=int, nargs="*", default=[8],
                     help="also time MCC with these numbers of spatial cells (on classic templates)")
@@ -245,7 +247,9 @@ def main(argv: list[str] | None = None) -> int:
     from bench import protocols, registry
     from bench.datasets.registry import open_dataset
 
-    mcc_params = {} if args.mcc_ns is None else {"ns": args.mcc_ns}
+    mcc_params: dict[str, Any] = {} if args.mcc_ns is None else {"ns": args.mcc_ns}
+    if args.mcc_kernel is not None:
+        mcc_params["kernel"] = args.mcc_kernel
     wanted = [s for s in SYSTEMS if s[0] in args.systems]
     extractors: dict[str, Any] = {}
     matchers: dict[str, Any] = {}
@@ -317,7 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         for ns in args.speed_ns:
             if ns == matchers["mcc"].ns:
                 continue
-            sp = matching_speed(registry.create("matcher", "mcc", {"ns": ns}), all_templates["classic"],
+            sp = matching_speed(registry.create("matcher", "mcc", {**mcc_params, "ns": ns}), all_templates["classic"],
                                 args.gallery_size, 20)
             report["speed"][f"mcc-ns{ns}:classic"] = sp
             print(f"  MCC with ns={ns} on classic templates: 1:N {sp['one_to_n_per_s']:,.0f} comparisons/s "

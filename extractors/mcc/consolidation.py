@@ -32,12 +32,22 @@ def n_pairs(n_min: np.ndarray | int, min_np: int, max_np: int, mu_p: float, tau_
 
 
 def select_pairs(gamma: np.ndarray, n_r: int) -> tuple[np.ndarray, np.ndarray]:
-    """Positions and values of the ``n_r`` largest entries of each row of a (G, L) batch."""
+    """Positions and values of the ``n_r`` largest entries of each row of a (G, L) batch.
+
+    Ties at the n_r-th value go to the lowest positions, and positions come in increasing
+    order, so the selection (and through it the relaxation) is defined by the values
+    alone, not by the internals of a partial sort.
+    """
     g, size = gamma.shape
-    if n_r < size:
-        idx = np.argpartition(-gamma, n_r - 1, axis=1)[:, :n_r]
-    else:
+    if n_r >= size:
         idx = np.broadcast_to(np.arange(size), (g, size))
+    else:
+        kth = -np.partition(-gamma, n_r - 1, axis=1)[:, n_r - 1 : n_r]
+        above = gamma > kth
+        equal = gamma == kth
+        wanted = n_r - above.sum(axis=1, keepdims=True)
+        chosen = above | (equal & (np.cumsum(equal, axis=1) <= wanted))
+        idx = np.nonzero(chosen)[1].reshape(g, n_r)
     return idx, np.take_along_axis(gamma, idx, axis=1)
 
 

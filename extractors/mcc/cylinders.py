@@ -202,23 +202,50 @@ def within_hull(points: np.ndarray, hull: np.ndarray, offset: float) -> np.ndarr
     return result
 
 
-def build_cylinders(template: Template, p: CylinderParams) -> CylinderSet:
-    """The valid cylinders of a template (possibly none)."""
+def normalised_minutiae(template: Template, p: CylinderParams) -> tuple[np.ndarray, np.ndarray]:
+    """Minutiae positions at the reference resolution with y up, and directions in [0, 2 pi).
+
+    Positions that are not finite or lie beyond ``MAX_COORDINATE`` pixels (no image is
+    that large; float32 geometry would overflow) are refused by name: they would
+    otherwise turn into silently wrong scores.
+    """
     m = template.minutiae
     scale = p.reference_dpi / float(template.dpi)
     xy = np.stack([m["x"].astype(np.float64) * scale, -m["y"].astype(np.float64) * scale], axis=1)
     theta = np.mod(m["angle"].astype(np.float64), TWO_PI)
-    n = len(theta)
-    offsets = cell_offsets(p.radius, p.ns)
-    n_cells = len(offsets)
+    ok = (np.abs(xy) <= MAX_COORDINATE).all(axis=1) & np.isfinite(theta)  # NaN fails both tests
+    if not ok.all():
+        source = template.extra.get("source", "the template") if isinstance(template.extra, dict) else "the template"
+        bad = np.nonzero(~ok)[0]
+        raise ValueError(f"MCC: {source} has minutiae with a non-finite angle or a position beyond "
+                         f"{MAX_COORDINATE:g} pixels (minutiae {bad[:5].tolist()})")
+    return xy, theta
+
+
+#: Largest |x| or |y| (pixels at the reference resolution) a minutia may have.
+MAX_COORDINATE = 1e6
+
+
+def empty_cylinders(p: CylinderParams, n_cells: int) -> CylinderSet:
+    """A template without any valid cylinder."""
     n_bits = n_cells * p.nd
-    empty = CylinderSet(
+    return CylinderSet(
         xy=np.empty((0, 2)), theta=np.empty(0), pairs=np.empty((0, 0), np.complex64),
         valid=np.empty((0, n_cells), np.float32),
         energy=np.empty((0, n_cells), np.float32), n_bits=n_bits,
         packed=np.empty((0, (n_bits + 63) // 64), np.uint64) if p.bits else None,
         values=None if p.bits else np.empty((0, n_bits), np.float32),
     )
+
+
+def build_cylinders(template: Template, p: CylinderParams) -> CylinderSet:
+    """The valid cylinders of a template (possibly none)."""
+    xy, theta = normalised_minutiae(template, p)
+    n = len(theta)
+    offsets = cell_offsets(p.radius, p.ns)
+    n_cells = len(offsets)
+    n_bits = n_cells * p.nd
+    empty = empty_cylinders(p, n_cells)
     if n < p.min_neighbours + 1:
         return empty
 

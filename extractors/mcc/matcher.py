@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bench.template import Template
-from extractors.mcc import consolidation
+from extractors.mcc import compiled, consolidation
 from extractors.mcc.cylinders import CylinderParams, CylinderSet, build_cylinders, cell_offsets
 
 # Gallery cylinders per block of local similarities, and array elements per chunk of the
@@ -127,9 +127,15 @@ class MccMatcher:
         Sigmoids of the pair compatibility (distance, direction, radial angle).
     reference_dpi : float, default 500
         Resolution the lengths above refer to.
+    kernel : {"auto", "numba", "numpy"}, default "auto"
+        Implementation of the comparison. ``"numba"`` is the compiled kernel
+        (:mod:`extractors.mcc.compiled`; bit cylinders only); ``"numpy"`` the reference it
+        is tested against; ``"auto"`` takes the compiled kernel when numba is installed
+        and ``bits`` is true, the reference otherwise. Both give the same scores within
+        float32 rounding (see :mod:`extractors.mcc.compiled`).
     """
 
-    version = "1.0"
+    version = "1.1"
     higher_is_better = True
     accepted_formats = ("minutiae",)
 
@@ -157,6 +163,7 @@ class MccMatcher:
         rho_mu: tuple[float, float, float] = (5.0, math.pi / 12, math.pi / 12),
         rho_tau: tuple[float, float, float] = (-1.6, -30.0, -30.0),
         reference_dpi: float = 500.0,
+        kernel: str = "auto",
     ) -> None:
         self.radius = radius
         self.ns = ns
@@ -180,13 +187,33 @@ class MccMatcher:
         self.rho_mu = rho_mu
         self.rho_tau = rho_tau
         self.reference_dpi = reference_dpi
+        self.kernel = kernel
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(ns={self.ns}, nd={self.nd}, bits={self.bits})"
+        return f"{type(self).__name__}(ns={self.ns}, nd={self.nd}, bits={self.bits}, kernel={self.kernel!r})"
+
+    @property
+    def kernel_in_use(self) -> str:
+        """The implementation that compares: ``"numba"`` or ``"numpy"`` (``kernel`` resolved)."""
+        kernel = str(self.kernel)
+        if kernel not in ("auto", "numba", "numpy"):
+            raise ValueError(f"MccMatcher: kernel must be 'auto', 'numba' or 'numpy', not {kernel!r}")
+        if kernel == "numpy" or (kernel == "auto" and not (compiled.AVAILABLE and self.bits)):
+            return "numpy"
+        if not compiled.AVAILABLE:
+            raise RuntimeError(f"MccMatcher(kernel='numba'): {compiled.UNAVAILABLE_REASON}")
+        if not self.bits:
+            raise ValueError("MccMatcher(kernel='numba') compares bit cylinders only: use bits=True or kernel='numpy'")
+        return "numba"
 
     def __getstate__(self) -> dict[str, Any]:
         # Caches hold weak references; they are rebuilt on demand after unpickling.
         return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def warm_up(self) -> None:
+        """Compile the numba kernel (or load it from the disk cache) before any timed call."""
+        if self.kernel_in_use == "numba":
+            compiled.warm_up(self)
 
     # ---------------------------------------------------------------- preparation
     def _cylinder_params(self) -> CylinderParams:
@@ -209,17 +236,70 @@ class MccMatcher:
         return state[1], state[2]
 
     def _prepared(self, template: Template) -> list:
-        """The cache entry of a template: [cylinders, stack of this template alone or None]."""
+        """The cache entry of a template: [cylinders, stack of this template alone or None,
+        compiled layout or None]."""
         per_template, _ = self._caches()
         try:
             return per_template[template]
         except KeyError:
             pass
         except TypeError:  # not weak-referenceable: no caching
-            return [build_cylinders(template, self._cylinder_params()), None]
-        entry = [build_cylinders(template, self._cylinder_params()), None]
+            return [self._build(template), None, None]
+        entry = [self._build(template), None, None]
         per_template[template] = entry
         return entry
+
+    def _build(self, template: Template) -> CylinderSet:
+        if self.kernel_in_use == "numba":
+            return compiled.build_cylinders(template, self._cylinder_params())
+        return build_cylinders(template, self._cylinder_params())
+
+    def _compiled_form(self, template: Template) -> compiled.Prepared:
+        """The template's cylinders in the compiled kernel's layout (cached with them)."""
+        entry = self._prepared(template)
+        if entry[2] is None:
+            entry[2] = compiled.prepared_from_cylinders(entry[0], int(self.nd))
+        return entry[2]
+
+    def _compiled_constants(self) -> compiled.ComparisonConstants:
+        key = (self._cylinder_params(), self.min_matchable_cells, self.max_angle_difference, self.min_np,
+               self.max_np, self.mu_p, self.tau_p, self.w_r, self.n_rel, tuple(self.rho_mu), tuple(self.rho_tau))
+        cached = self.__dict__.get("_constants")
+        if cached is None or cached[0] != key:
+            n_cells = len(cell_offsets(float(self.radius), int(self.ns)))
+            cached = (key, compiled.comparison_constants(self, n_cells, n_cells * int(self.nd)))
+            self._constants = cached
+        return cached[1]
+
+    def _compiled_gallery(self, gallery: Sequence[Template]) -> compiled.Prepared:
+        """The gallery in the compiled layout; the last one is kept for repeated 1:N calls."""
+        if len(gallery) == 1:
+            return self._compiled_form(gallery[0])
+        _, stacks = self._caches()
+        key = tuple(id(t) for t in gallery)
+        cached = stacks.get("last_compiled")
+        if cached is not None and cached[0] == key and all(r() is t for r, t in zip(cached[1], gallery)):
+            return cached[2]
+        constants = self._compiled_constants()
+        n_columns = int(2 * constants.ints[0] + constants.ints[1])
+        stack = compiled.stack_prepared([self._compiled_form(t) for t in gallery], n_columns)
+        try:
+            refs = [weakref.ref(t) for t in gallery]
+        except TypeError:
+            return stack
+        stacks["last_compiled"] = (key, refs, stack)
+        return stack
+
+    def _compare_compiled(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
+        scores = np.zeros(len(gallery), dtype=np.float64)
+        if len(gallery) == 0:
+            return scores
+        a = self._compiled_form(probe)
+        g = self._compiled_gallery(gallery)
+        c = self._compiled_constants()
+        compiled.compare_gallery(a.words, a.counts, a.angles, a.geometry, g.words, g.counts, g.angles, g.geometry,
+                                 g.starts, g.sizes, g.geometry_starts, c.floats, c.ints, c.n_pairs_table, scores)
+        return scores
 
     def prepare(self, template: Template) -> CylinderSet:
         """The template's valid cylinders, computed once per Template object."""
@@ -284,6 +364,8 @@ class MccMatcher:
 
     def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         """Similarities of one probe with each gallery template (same as compare, exactly)."""
+        if self.kernel_in_use == "numba":
+            return self._compare_compiled(probe, gallery)
         scores = np.zeros(len(gallery), dtype=np.float64)
         a = self.prepare(probe)
         if len(a) == 0 or len(gallery) == 0:
@@ -327,6 +409,10 @@ class MccMatcher:
         a, b = self.prepare(probe), self.prepare(reference)
         if len(a) == 0 or len(b) == 0:
             return np.zeros((len(a), len(b)), dtype=np.float32)
+        if self.kernel_in_use == "numba":
+            pa, pb, c = self._compiled_form(probe), self._compiled_form(reference), self._compiled_constants()
+            return compiled.local_similarity_matrix(pa.words, pa.counts, pa.angles, len(a), pb.words, pb.counts,
+                                                    pb.angles, len(b), c.floats, c.ints)
         return self._local_similarities(a, self._build_stack([b])).T.copy()
 
     def _local_similarities(self, a: CylinderSet, stack: _Stack) -> np.ndarray:

@@ -199,3 +199,41 @@ def test_selection_breaks_ties_by_position():
         want = select_pairs(row[None, :], n_r)[0][0]
         compiled._select(row, size, n_r, np.empty_like(row), chosen := np.empty(size, dtype=np.int64))
         assert chosen[: len(want)].tolist() == want.tolist()
+
+
+# ------------------------------------------------------------------ the PyTorch path
+def torch_matcher(**params) -> MccMatcher:
+    from extractors.mcc import gpu
+
+    if not gpu.AVAILABLE:
+        pytest.skip(gpu.UNAVAILABLE_REASON)
+    return MccMatcher(kernel="torch", device="cpu", **params)
+
+
+@pytest.mark.parametrize("ns", [16, 8])
+def test_torch_path_gives_the_reference_scores(iso_templates, ns):
+    # The code that runs on a GPU, run on the CPU: same scores as the reference.
+    fast, ref = torch_matcher(ns=ns), MccMatcher(ns=ns, kernel="numpy")
+    assert fast.kernel_in_use == "torch"
+    probes = iso_templates[::64]
+    assert assert_same_scores(fast, ref, probes, iso_templates) == len(probes) * len(iso_templates)
+
+
+def test_torch_path_on_synthetic_and_bad_templates():
+    rng = np.random.default_rng(12)
+    base = [random_template(rng, n) for n in (0, 1, 2, 3, 8, 40, 90)]
+    gallery = base + [perturbed(rng, t) for t in base[3:]] + [random_template(rng, 300, size=1500)]
+    for params in ({}, {"min_np": 2, "max_np": 20, "n_rel": 3}):
+        assert_same_scores(torch_matcher(**params), MccMatcher(kernel="numpy", **params), gallery, gallery)
+
+
+def test_torch_without_a_gpu_falls_back_to_the_cpu_kernel(iso_templates, monkeypatch):
+    from extractors.mcc import gpu
+
+    monkeypatch.setattr(gpu, "cuda_available", lambda: False)
+    on_gpu, on_cpu = MccMatcher(kernel="torch"), MccMatcher()
+    assert on_gpu.kernel_in_use == on_cpu.kernel_in_use == "numba"
+    probe, gallery = iso_templates[3], iso_templates[:60]
+    assert np.array_equal(on_gpu.compare_many(probe, gallery), on_cpu.compare_many(probe, gallery))
+    monkeypatch.setattr(gpu, "AVAILABLE", False)
+    assert MccMatcher(kernel="torch", device="cpu").kernel_in_use == "numba"

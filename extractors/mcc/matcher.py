@@ -42,7 +42,7 @@ import numpy as np
 import scipy.sparse as sp
 
 from bench.template import Template
-from extractors.mcc import compiled, consolidation
+from extractors.mcc import compiled, consolidation, gpu
 from extractors.mcc.cylinders import CylinderParams, CylinderSet, build_cylinders, cell_offsets
 
 # Gallery cylinders per block of local similarities, and array elements per chunk of the
@@ -127,12 +127,16 @@ class MccMatcher:
         Sigmoids of the pair compatibility (distance, direction, radial angle).
     reference_dpi : float, default 500
         Resolution the lengths above refer to.
-    kernel : {"auto", "numba", "numpy"}, default "auto"
+    kernel : {"auto", "numba", "numpy", "torch"}, default "auto"
         Implementation of the comparison. ``"numba"`` is the compiled kernel
         (:mod:`extractors.mcc.compiled`; bit cylinders only); ``"numpy"`` the reference it
         is tested against; ``"auto"`` takes the compiled kernel when numba is installed
-        and ``bits`` is true, the reference otherwise. Both give the same scores within
-        float32 rounding (see :mod:`extractors.mcc.compiled`).
+        and ``bits`` is true, the reference otherwise. ``"torch"`` scores whole galleries
+        on ``device`` with PyTorch (:mod:`extractors.mcc.gpu`, for large 1:N); where
+        PyTorch or the device is missing it falls back to ``"auto"`` on the CPU. All give
+        the same scores within float32 rounding.
+    device : str, default "cuda"
+        PyTorch device of the ``"torch"`` kernel (``"cpu"`` runs the same code on the CPU).
     """
 
     version = "1.1"
@@ -164,6 +168,7 @@ class MccMatcher:
         rho_tau: tuple[float, float, float] = (-1.6, -30.0, -30.0),
         reference_dpi: float = 500.0,
         kernel: str = "auto",
+        device: str = "cuda",
     ) -> None:
         self.radius = radius
         self.ns = ns
@@ -188,16 +193,23 @@ class MccMatcher:
         self.rho_tau = rho_tau
         self.reference_dpi = reference_dpi
         self.kernel = kernel
+        self.device = device
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(ns={self.ns}, nd={self.nd}, bits={self.bits}, kernel={self.kernel!r})"
 
     @property
     def kernel_in_use(self) -> str:
-        """The implementation that compares: ``"numba"`` or ``"numpy"`` (``kernel`` resolved)."""
+        """The implementation that compares: ``"numba"``, ``"numpy"`` or ``"torch"``."""
         kernel = str(self.kernel)
-        if kernel not in ("auto", "numba", "numpy"):
-            raise ValueError(f"MccMatcher: kernel must be 'auto', 'numba' or 'numpy', not {kernel!r}")
+        if kernel not in ("auto", "numba", "numpy", "torch"):
+            raise ValueError(f"MccMatcher: kernel must be 'auto', 'numba', 'numpy' or 'torch', not {kernel!r}")
+        if kernel == "torch":
+            if not self.bits:
+                raise ValueError("MccMatcher(kernel='torch') compares bit cylinders only: use bits=True")
+            if gpu.AVAILABLE and (not str(self.device).startswith("cuda") or gpu.cuda_available()):
+                return "torch"
+            kernel = "auto"  # the CPU fallback
         if kernel == "numpy" or (kernel == "auto" and not (compiled.AVAILABLE and self.bits)):
             return "numpy"
         if not compiled.AVAILABLE:
@@ -212,7 +224,7 @@ class MccMatcher:
 
     def warm_up(self) -> None:
         """Compile the numba kernel (or load it from the disk cache) before any timed call."""
-        if self.kernel_in_use == "numba":
+        if self.kernel_in_use in ("numba", "torch"):
             compiled.warm_up(self)
 
     # ---------------------------------------------------------------- preparation
@@ -250,7 +262,7 @@ class MccMatcher:
         return entry
 
     def _build(self, template: Template) -> CylinderSet:
-        if self.kernel_in_use == "numba":
+        if self.bits and compiled.AVAILABLE and self.kernel_in_use != "numpy":
             return compiled.build_cylinders(template, self._cylinder_params())
         return build_cylinders(template, self._cylinder_params())
 
@@ -289,6 +301,25 @@ class MccMatcher:
             return stack
         stacks["last_compiled"] = (key, refs, stack)
         return stack
+
+    def _compare_on_device(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
+        if len(gallery) == 0:
+            return np.zeros(0, dtype=np.float64)
+        _, stacks = self._caches()
+        key = (tuple(id(t) for t in gallery), str(self.device))
+        cached = stacks.get("last_device")
+        if cached is not None and cached[0] == key and all(r() is t for r, t in zip(cached[1], gallery)):
+            on_device = cached[2]
+        else:
+            c = self._compiled_constants()
+            stack = compiled.stack_prepared([self._compiled_form(t) for t in gallery],
+                                            int(2 * c.ints[0] + c.ints[1]))
+            on_device = gpu.DeviceGallery(stack, c, str(self.device))
+            try:
+                stacks["last_device"] = (key, [weakref.ref(t) for t in gallery], on_device)
+            except TypeError:
+                pass
+        return gpu.compare_gallery(self._compiled_form(probe), on_device, self._compiled_constants())
 
     def _compare_compiled(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         scores = np.zeros(len(gallery), dtype=np.float64)
@@ -364,8 +395,11 @@ class MccMatcher:
 
     def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         """Similarities of one probe with each gallery template (same as compare, exactly)."""
-        if self.kernel_in_use == "numba":
+        kernel = self.kernel_in_use
+        if kernel == "numba":
             return self._compare_compiled(probe, gallery)
+        if kernel == "torch":
+            return self._compare_on_device(probe, gallery)
         scores = np.zeros(len(gallery), dtype=np.float64)
         a = self.prepare(probe)
         if len(a) == 0 or len(gallery) == 0:
@@ -409,7 +443,7 @@ class MccMatcher:
         a, b = self.prepare(probe), self.prepare(reference)
         if len(a) == 0 or len(b) == 0:
             return np.zeros((len(a), len(b)), dtype=np.float32)
-        if self.kernel_in_use == "numba":
+        if compiled.AVAILABLE and self.kernel_in_use in ("numba", "torch"):
             pa, pb, c = self._compiled_form(probe), self._compiled_form(reference), self._compiled_constants()
             return compiled.local_similarity_matrix(pa.words, pa.counts, pa.angles, len(a), pb.words, pb.counts,
                                                     pb.angles, len(b), c.floats, c.ints)

@@ -188,7 +188,7 @@ def test_selection_breaks_ties_by_position():
     assert np.array_equal(values, gamma[[[0], [1]], idx])
     chosen = np.empty(6, dtype=np.int64)
     for row, want in zip(gamma, idx):
-        compiled._select(row.copy(), row.size, 3, np.empty_like(row), chosen)
+        compiled._select(row.copy(), row.size, 3, np.empty((3, row.size)), chosen)
         assert chosen[:3].tolist() == want.tolist()
     rng = np.random.default_rng(4)
     for _ in range(200):
@@ -197,7 +197,7 @@ def test_selection_breaks_ties_by_position():
         row = np.minimum(row, 1).astype(np.float32)
         n_r = int(rng.integers(1, size + 1))
         want = select_pairs(row[None, :], n_r)[0][0]
-        compiled._select(row, size, n_r, np.empty_like(row), chosen := np.empty(size, dtype=np.int64))
+        compiled._select(row, size, n_r, np.empty((3, size)), chosen := np.empty(size, dtype=np.int64))
         assert chosen[: len(want)].tolist() == want.tolist()
 
 

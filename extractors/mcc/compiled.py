@@ -316,7 +316,10 @@ def _kth_largest(values, n, k):
 
 @njit(**_JIT)
 def _select(gamma, size, n_r, scratch, chosen):
-    """Flat indices of the n_r largest of gamma[:size], ties to the lowest index, ascending."""
+    """Flat indices of the n_r largest of gamma[:size], ties to the lowest index, ascending.
+
+    ``scratch`` is (3, size) float64 working space.
+    """
     if n_r >= size:
         for t in range(size):
             chosen[t] = t
@@ -324,30 +327,38 @@ def _select(gamma, size, n_r, scratch, chosen):
     # A coarse histogram finds a lower bound of the n_r-th value; only the values above it
     # (a few times n_r) go to the quickselect. Loops are branch-free: which pairs pass is
     # unpredictable.
-    hist = np.zeros(_BUCKETS, dtype=np.int64)
+    # Four interleaved histograms, so that runs of equal buckets do not serialise the
+    # increments through memory.
+    hist = np.zeros((4, _BUCKETS), dtype=np.int32)
     for t in range(size):
-        hist[min(np.int64(gamma[t] * F32(_BUCKETS)), _BUCKETS - 1)] += 1
+        hist[t & 3, min(np.int64(gamma[t] * F32(_BUCKETS)), _BUCKETS - 1)] += 1
     bucket = _BUCKETS - 1
-    count = hist[bucket]
+    count = hist[0, bucket] + hist[1, bucket] + hist[2, bucket] + hist[3, bucket]
     while count < n_r and bucket > 0:
         bucket -= 1
-        count += hist[bucket]
+        count += hist[0, bucket] + hist[1, bucket] + hist[2, bucket] + hist[3, bucket]
     lower = F32(bucket) / F32(_BUCKETS) if bucket > 0 else F32(-1.0)
+    # The candidates (value >= lower), in increasing position: at least n_r of them.
+    values = scratch[0]
+    positions = scratch[1]
     m = 0
     for t in range(size):
         g = gamma[t]
-        scratch[m] = g
+        values[m] = g
+        positions[m] = t
         m += g >= lower
-    kth = _kth_largest(scratch, m, n_r - 1)
+    work = scratch[2]
+    work[:m] = values[:m]
+    kth = _kth_largest(work, m, n_r - 1)
     above = 0
     for t in range(m):
-        above += scratch[t] > kth
+        above += values[t] > kth
     equal_left = n_r - above
     k = 0
-    for t in range(size):
-        g = gamma[t]
+    for t in range(m):
+        g = values[t]
         tie = (g == kth) & (equal_left > 0)
-        chosen[k] = t
+        chosen[k] = np.int64(positions[t])  # float64 holds positions exactly
         k += (g > kth) | tie
         equal_left -= tie
 
@@ -442,7 +453,7 @@ def compare_gallery(pw, pc, pa, pgeo, gw, gc, ga, ggeo, starts, sizes, geometry_
         max_b = max(max_b, sizes[g])
     longest = max(max_b, n_a)
     gamma = np.empty(max(n_a * max_b, 1), dtype=np.float32)
-    scratch = np.empty_like(gamma)
+    scratch = np.empty((3, gamma.size), dtype=np.float64)
     index = np.empty((3, longest), dtype=np.int64)
     work = np.empty((8, longest), dtype=np.float32)
     rho = np.empty((longest, longest), dtype=np.float32)

@@ -190,20 +190,22 @@ def _wrap32(x):
 
 
 # float32 exp for the relaxation's vectorised loops: Cody-Waite range reduction and the
-# degree-6 minimax polynomial of Cephes' expf (about 1 ulp), with 2**n from a table, so
-# that the loop has no call and the compiler turns it into SIMD code.
+# degree-6 minimax polynomial of Cephes' expf (about 1 ulp); 2**n is made from integer
+# shifts, so that the loop has no call, no table and no branch and becomes SIMD code.
 _LOG2E = F32(1.4426950408889634)
 _LN2_HI = F32(0.693359375)
 _LN2_LO = F32(-2.12194440e-4)
 _EXP_P = (F32(1.9875691500e-4), F32(1.3981999507e-3), F32(8.3334519073e-3), F32(4.1665795894e-2),
           F32(1.6666665459e-1), F32(5.0000001201e-1))
-_POW2_OFFSET = 64
-_POW2 = np.array([2.0**i for i in range(-_POW2_OFFSET, _POW2_OFFSET + 1)], dtype=np.float32)
+_TWO_TO_MINUS_40 = F32(2.0**-40)
+#: Exponents below this give 1 + exp(x) == 1 in float32 (exp(-20) < half an ulp of 1), so
+#: clamping there changes no result and keeps 2**n within the shifts' range.
+_EXP_FLOOR = F32(-20.0)
 
 
 @njit(**_JIT)
 def _exp32(x):
-    """exp(x) in float32 for x in [-80, 80] (the relaxation needs [-10, 25])."""
+    """exp(x) in float32 for x in [-20, 25] (the relaxation's range)."""
     n = np.rint(x * _LOG2E)
     r = x - n * _LN2_HI
     r = r - n * _LN2_LO
@@ -215,7 +217,10 @@ def _exp32(x):
     p = p * r + _EXP_P[4]
     p = p * r + _EXP_P[5]
     p = p * r2 + r + F32(1.0)
-    return p * _POW2[np.int64(n) + _POW2_OFFSET]
+    k = np.int64(n)
+    half = k >> 1  # 2**n = 2**half * 2**(n - half), each factor an exact float from a shift
+    scale = F32(np.int64(1) << (half + 20)) * F32(np.int64(1) << (k - half + 20)) * _TWO_TO_MINUS_40
+    return p * scale
 
 
 @njit(**_JIT)
@@ -224,8 +229,8 @@ def _one_plus_exp(d, mu, minus_tau):
     e = (d - mu) * minus_tau
     if e > F32(25.0):
         e = F32(25.0)
-    if not e >= F32(-80.0):  # also NaN, which must not index the table below
-        e = F32(-80.0)
+    if not e >= _EXP_FLOOR:  # also NaN, which must not reach the shifts
+        e = _EXP_FLOOR
     return F32(1.0) + _exp32(e)
 
 
@@ -677,7 +682,7 @@ def cylinder_cells(xy, theta, offsets, radius, sigma_s, sigma_d, nd, mu_psi, ome
                 dx = qx32[q] - xw
                 dy = qy32[q] - yw
                 d2 = dx * dx + dy * dy
-                spatial = _exp32(max(d2 * gauss_scale, f(-80.0))) * gauss_norm
+                spatial = _exp32(max(d2 * gauss_scale, _EXP_FLOOR)) * gauss_norm  # beyond 3 sigma: zeroed below
                 spatial_row[q] = spatial if d2 <= far2 else f(0.0)
             for d in range(nd):
                 weight = directional[w, d]

@@ -93,7 +93,7 @@ def _exp32(x: "torch.Tensor") -> "torch.Tensor":
 
 def _one_plus_exp(d: "torch.Tensor", mu: float, minus_tau: float) -> "torch.Tensor":
     e = (d - np.float32(mu)) * np.float32(minus_tau)
-    return _exp32(torch.clamp(e, min=-80.0, max=25.0)) + 1.0
+    return _exp32(torch.clamp(e, min=float(compiled._EXP_FLOOR), max=25.0)) + 1.0
 
 
 def compare_gallery(a: Prepared, g: DeviceGallery, c: ComparisonConstants) -> np.ndarray:

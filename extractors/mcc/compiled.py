@@ -547,6 +547,9 @@ def _hull_distance(px, py, hull):
         return np.inf
     if h == 1:
         return math.hypot(px - hull[0, 0], py - hull[0, 1])
+    # Squared distances (one square root at the end), and only to the edges the point is
+    # outside of: for a convex polygon the nearest edge is one of them (for a polygon of
+    # fewer than three vertices every edge counts).
     best = np.inf
     inside = h >= 3
     for e in range(h):
@@ -554,39 +557,47 @@ def _hull_distance(px, py, hull):
         bx, by = hull[(e + 1) % h, 0], hull[(e + 1) % h, 1]
         abx, aby = bx - ax, by - ay
         apx, apy = px - ax, py - ay
+        outside = abx * apy - aby * apx < 0
+        if outside:
+            inside = False
+        elif h >= 3:
+            continue
         t = (apx * abx + apy * aby) / max(abx * abx + aby * aby, 1e-12)
         t = min(max(t, 0.0), 1.0)
-        d = math.hypot(px - (ax + t * abx), py - (ay + t * aby))
-        best = min(best, d)
-        if abx * apy - aby * apx < 0:
-            inside = False
-    return 0.0 if inside else best
+        dx = px - (ax + t * abx)
+        dy = py - (ay + t * aby)
+        best = min(best, dx * dx + dy * dy)
+    return 0.0 if inside else math.sqrt(best)
 
 
 @njit(**_JIT)
-def _cell_validity(cx, cy, hull, omega, valid):
-    """valid[i] = cell centre i lies within ``omega`` of the convex polygon ``hull``."""
+def _cell_validity(cx, cy, hull, omega, valid, beyond):
+    """valid[i] = cell centre i lies within ``omega`` of the convex polygon ``hull``.
+
+    The signed distances to the edge lines settle most cells (inside all of them: inside;
+    farther than ``omega`` outside one: too far), edge by edge over all cells at once;
+    only the cells in between need the exact distance to the polygon.
+    """
     h = hull.shape[0]
+    n = cx.size
     if h < 3:
-        for i in range(cx.size):
+        for i in range(n):
             valid[i] = _hull_distance(cx[i], cy[i], hull) <= omega
         return
-    normals = np.empty((h, 3), dtype=np.float64)
+    beyond[:n] = -np.inf
     for e in range(h):
         abx = hull[(e + 1) % h, 0] - hull[e, 0]
         aby = hull[(e + 1) % h, 1] - hull[e, 1]
         length = max(math.hypot(abx, aby), 1e-12)
         nx, ny = aby / length, -abx / length
-        normals[e, 0] = nx
-        normals[e, 1] = ny
-        normals[e, 2] = hull[e, 0] * nx + hull[e, 1] * ny
-    for i in range(cx.size):
-        beyond = -np.inf
-        for e in range(h):
-            beyond = max(beyond, cx[i] * normals[e, 0] + cy[i] * normals[e, 1] - normals[e, 2])
-        if beyond <= 0:
+        offset = hull[e, 0] * nx + hull[e, 1] * ny
+        for i in range(n):
+            beyond[i] = max(beyond[i], cx[i] * nx + cy[i] * ny - offset)
+    for i in range(n):
+        b = beyond[i]
+        if b <= 0:
             valid[i] = True
-        elif beyond <= omega:
+        elif b <= omega:
             valid[i] = _hull_distance(cx[i], cy[i], hull) <= omega
         else:
             valid[i] = False
@@ -634,6 +645,7 @@ def cylinder_cells(xy, theta, offsets, radius, sigma_s, sigma_d, nd, mu_psi, ome
     cx = np.empty(n_cells, dtype=np.float64)
     cy = np.empty(n_cells, dtype=np.float64)
     valid = np.empty(n_cells, dtype=np.bool_)
+    beyond = np.empty(n_cells, dtype=np.float64)
     neighbours = np.empty(n, dtype=np.int64)
     directional = np.empty((n, nd), dtype=np.float32)
     nx32 = np.empty(n, dtype=np.float32)
@@ -649,7 +661,7 @@ def cylinder_cells(xy, theta, offsets, radius, sigma_s, sigma_d, nd, mu_psi, ome
         for q in range(n_cells):
             cx[q] = xy[i, 0] + c * offsets[q, 0] - s * offsets[q, 1]
             cy[q] = xy[i, 1] + s * offsets[q, 0] + c * offsets[q, 1]
-        _cell_validity(cx, cy, hull, omega, valid)
+        _cell_validity(cx, cy, hull, omega, valid, beyond)
         n_valid = 0
         for q in range(n_cells):
             n_valid += valid[q]
@@ -699,8 +711,59 @@ def cylinder_cells(xy, theta, offsets, radius, sigma_s, sigma_d, nd, mu_psi, ome
     return keep[:n_keep].copy(), valid_out[:n_keep].copy(), cells_out[:n_keep].copy()
 
 
-def build_cylinders(template, p: CylinderParams) -> CylinderSet:
-    """:func:`extractors.mcc.cylinders.build_cylinders` for bit cylinders, compiled."""
+@njit(**_JIT)
+def _pack_into(bits, out, column):
+    """Pack 0/1 values into out[column:] as np.packbits(...).view(np.uint64) would."""
+    n = bits.size
+    for w in range((n + 63) // 64):
+        value = np.uint64(0)
+        for j in range(min(64, n - 64 * w)):
+            value |= np.uint64(bits[64 * w + j] != 0) << np.uint64(8 * (j // 8) + 7 - j % 8)
+        out[column + w] = value
+
+
+@njit(**_JIT)
+def cylinder_layout(xy, keep, valid, cells, n_words, n_cell_words):
+    """Everything else both kernels keep of the cylinders, in one pass: packed bits, the
+    bit- and cell-level validity masks (the compiled layout's words), per-cell energy,
+    per-cylinder counts, and the pair geometry (distance, direction) of the kept minutiae."""
+    k, n_cells, nd = cells.shape
+    words = np.zeros((k, 2 * n_words + n_cell_words), dtype=np.uint64)
+    energy = np.zeros((k, n_cells), dtype=np.float32)
+    counts = np.zeros((k, 3), dtype=np.int32)
+    flat = np.empty(n_cells * nd, dtype=np.uint8)
+    mask = np.empty(n_cells * nd, dtype=np.uint8)
+    for i in range(k):
+        n_set = 0
+        n_valid = 0
+        for q in range(n_cells):
+            e = 0
+            for d in range(nd):
+                flat[q * nd + d] = cells[i, q, d]
+                mask[q * nd + d] = valid[i, q]
+                e += cells[i, q, d]
+            energy[i, q] = e
+            n_set += e
+            n_valid += valid[i, q]
+        _pack_into(flat, words[i], 0)
+        _pack_into(mask, words[i], n_words)
+        _pack_into(valid[i], words[i], 2 * n_words)
+        counts[i, 0] = n_set
+        counts[i, 1] = n_valid
+        counts[i, 2] = n_valid == n_cells
+    geometry = np.empty((k * k, 2), dtype=np.float32)
+    for i in range(k):
+        for j in range(k):
+            dx = xy[keep[j], 0] - xy[keep[i], 0]
+            dy = xy[keep[j], 1] - xy[keep[i], 1]
+            geometry[i * k + j, 0] = np.float32(math.hypot(dx, dy))
+            geometry[i * k + j, 1] = np.float32(math.atan2(dy, dx))
+    return words, energy, counts, geometry
+
+
+def build(template, p: CylinderParams) -> tuple[CylinderSet, Prepared]:
+    """:func:`extractors.mcc.cylinders.build_cylinders` for bit cylinders, compiled, and
+    the same cylinders in the compiled comparison's layout."""
     from extractors.mcc import cylinders as reference
 
     if not p.bits:
@@ -709,24 +772,38 @@ def build_cylinders(template, p: CylinderParams) -> CylinderSet:
     offsets = _offsets(p.radius, p.ns)
     n_cells = len(offsets)
     n_bits = n_cells * p.nd
-    if len(theta) < p.min_neighbours + 1:
-        return reference.empty_cylinders(p, n_cells)
-    keep, valid, cells = cylinder_cells(
-        np.ascontiguousarray(xy), np.ascontiguousarray(theta), offsets, float(p.radius), float(p.sigma_s),
-        float(p.sigma_d), int(p.nd), float(p.mu_psi), float(p.omega), float(p.min_valid_cells),
-        int(p.min_neighbours))
+    if len(theta) >= p.min_neighbours + 1:
+        keep, valid, cells = cylinder_cells(
+            np.ascontiguousarray(xy), np.ascontiguousarray(theta), offsets, float(p.radius), float(p.sigma_s),
+            float(p.sigma_d), int(p.nd), float(p.mu_psi), float(p.omega), float(p.min_valid_cells),
+            int(p.min_neighbours))
+    else:
+        keep = np.empty(0, np.int64)
     if keep.size == 0:
-        return reference.empty_cylinders(p, n_cells)
-    values = cells.reshape(len(keep), n_bits)
-    return CylinderSet(
-        xy=xy[keep],
-        theta=theta[keep],
-        pairs=pair_geometry(xy[keep]),
-        valid=valid.astype(np.float32),
-        energy=cells.sum(axis=2, dtype=np.float32),
-        n_bits=n_bits,
-        packed=pack_rows(values),
+        empty = reference.empty_cylinders(p, n_cells)
+        return empty, prepared_from_cylinders(empty, p.nd)
+    n_words, n_cell_words = word_counts(n_cells, n_bits)
+    words, energy, counts, geometry = cylinder_layout(xy, keep, valid, cells, n_words, n_cell_words)
+    k = keep.size
+    pairs = np.empty((k, k), dtype=np.complex64)
+    pairs.real = geometry[:, 0].reshape(k, k)
+    pairs.imag = geometry[:, 1].reshape(k, k)
+    cylinders = CylinderSet(
+        xy=xy[keep], theta=theta[keep], pairs=pairs, valid=valid.astype(np.float32), energy=energy,
+        n_bits=n_bits, packed=np.ascontiguousarray(words[:, : (n_bits + 63) // 64]),
     )
+    theta32 = cylinders.theta.astype(np.float32)
+    angles = np.empty((k, 3), dtype=np.float32)
+    angles[:, 0] = theta32
+    angles[:, 1] = np.cos(theta32)
+    angles[:, 2] = np.sin(theta32)
+    zero = np.zeros(1, dtype=np.int64)
+    return cylinders, Prepared(words, counts, angles, geometry, zero, np.array([k], dtype=np.int64), zero.copy())
+
+
+def build_cylinders(template, p: CylinderParams) -> CylinderSet:
+    """:func:`extractors.mcc.cylinders.build_cylinders` for bit cylinders, compiled."""
+    return build(template, p)[0]
 
 
 _OFFSETS: dict[tuple[float, int], np.ndarray] = {}

@@ -256,15 +256,17 @@ class MccMatcher:
         except KeyError:
             pass
         except TypeError:  # not weak-referenceable: no caching
-            return [self._build(template), None, None]
-        entry = [self._build(template), None, None]
+            return self._build(template)
+        entry = self._build(template)
         per_template[template] = entry
         return entry
 
-    def _build(self, template: Template) -> CylinderSet:
+    def _build(self, template: Template) -> list:
+        """A new cache entry: the compiled builder also gives the compiled layout."""
         if self.bits and compiled.AVAILABLE and self.kernel_in_use != "numpy":
-            return compiled.build_cylinders(template, self._cylinder_params())
-        return build_cylinders(template, self._cylinder_params())
+            cylinders, layout = compiled.build(template, self._cylinder_params())
+            return [cylinders, None, layout]
+        return [build_cylinders(template, self._cylinder_params()), None, None]
 
     def _compiled_form(self, template: Template) -> compiled.Prepared:
         """The template's cylinders in the compiled kernel's layout (cached with them)."""

@@ -44,19 +44,39 @@ def test_extraction_per_image(benchmark, images):
     assert 15 <= len(t) <= 100
 
 
+def kernels() -> list[str]:
+    from extractors.mcc import compiled
+
+    return ["numba", "numpy"] if compiled.AVAILABLE else ["numpy"]
+
+
+@pytest.mark.parametrize("kernel", kernels())
+def test_preparation(benchmark, templates, kernel):
+    """Cylinders of one template (a fresh copy each round, so nothing is cached)."""
+    from bench.template import Template
+
+    m = MccMatcher(kernel=kernel)
+    m.warm_up()
+    t = templates[0]
+    cylinders = benchmark(lambda: m.prepare(Template(t.minutiae.copy(), t.width, t.height, t.dpi)))
+    assert len(cylinders) > 10
+
+
+@pytest.mark.parametrize("kernel", kernels())
 @pytest.mark.parametrize("ns", [16, 8])
-def test_comparison_one_to_one(benchmark, templates, ns):
-    m = MccMatcher(ns=ns)
+def test_comparison_one_to_one(benchmark, templates, ns, kernel):
+    m = MccMatcher(ns=ns, kernel=kernel)
     a, b = templates[0], templates[1]  # two impressions of one finger
     m.prepare(a), m.prepare(b)
     score = benchmark(m.compare, a, b)
     assert score > m.compare(a, templates[2])
 
 
+@pytest.mark.parametrize("kernel", kernels())
 @pytest.mark.parametrize("ns", [16, 8])
-def test_comparison_one_to_many(benchmark, templates, ns):
+def test_comparison_one_to_many(benchmark, templates, ns, kernel):
     """One prepared probe against a prepared gallery of 1,000 templates."""
-    m = MccMatcher(ns=ns)
+    m = MccMatcher(ns=ns, kernel=kernel)
     gallery = (templates * (GALLERY_SIZE // len(templates) + 1))[:GALLERY_SIZE]
     probe = templates[1]
     m.compare_many(probe, gallery)  # prepares and stacks the gallery once

@@ -21,15 +21,19 @@ from typing import Any
 
 import numpy as np
 
-try:  # pragma: no cover - depends on the environment
-    import torch
+import importlib
+import importlib.util
 
-    AVAILABLE = True
-    UNAVAILABLE_REASON = ""
-except ImportError as exc:  # pragma: no cover
-    torch = None  # type: ignore[assignment]
-    AVAILABLE = False
-    UNAVAILABLE_REASON = f"PyTorch is not installed ({exc}); install fingerbench[gpu]"
+# PyTorch takes a second to import: it is imported when this path is first used, not
+# whenever the matcher is.
+AVAILABLE = importlib.util.find_spec("torch") is not None
+UNAVAILABLE_REASON = "" if AVAILABLE else "PyTorch is not installed; install fingerbench[gpu]"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "torch":
+        return importlib.import_module("torch")
+    raise AttributeError(name)
 
 from extractors.mcc import compiled
 from extractors.mcc.compiled import ComparisonConstants, Prepared
@@ -41,13 +45,14 @@ COMPARISONS_PER_BATCH = 8192
 
 
 def cuda_available() -> bool:
-    return bool(AVAILABLE and torch.cuda.is_available())
+    return bool(AVAILABLE and importlib.import_module("torch").cuda.is_available())
 
 
 class DeviceGallery:
     """A stacked gallery (see :class:`extractors.mcc.compiled.Prepared`) held on a device."""
 
     def __init__(self, g: Prepared, constants: ComparisonConstants, device: str) -> None:
+        torch = importlib.import_module("torch")
         self.device = torch.device(device)
         n_words, n_cell_words = int(constants.ints[0]), int(constants.ints[1])
         words = torch.from_numpy(g.words.view(np.int64)).to(self.device)
@@ -66,12 +71,14 @@ def unpack(words: "torch.Tensor") -> "torch.Tensor":
     """(rows, W) int64 words as (rows, 64 W) float32 0/1 values. The bit order is not the
     packing order, but it is the same for every row, which is all dot products need; the
     padding bits are 0 in every row."""
+    torch = importlib.import_module("torch")
     shifts = torch.arange(64, device=words.device, dtype=torch.int64)
     bits = (words.unsqueeze(-1) >> shifts) & 1
     return bits.reshape(words.shape[0], -1).to(torch.float32)
 
 
 def _wrap(x: "torch.Tensor") -> "torch.Tensor":
+    torch = importlib.import_module("torch")
     return x - torch.round(x * np.float32(1 / (2 * np.pi))) * np.float32(2 * np.pi)
 
 
@@ -79,6 +86,7 @@ def _exp32(x: "torch.Tensor") -> "torch.Tensor":
     """float32 exp with the compiled kernel's polynomial (:func:`extractors.mcc.compiled._exp32`),
     so that both round alike: library exps differ in the last bit, and that is enough to
     reorder near-equal efficiencies."""
+    torch = importlib.import_module("torch")
     n = torch.round(x * float(compiled._LOG2E))
     r = x - n * float(compiled._LN2_HI)
     r = r - n * float(compiled._LN2_LO)
@@ -92,12 +100,14 @@ def _exp32(x: "torch.Tensor") -> "torch.Tensor":
 
 
 def _one_plus_exp(d: "torch.Tensor", mu: float, minus_tau: float) -> "torch.Tensor":
+    torch = importlib.import_module("torch")
     e = (d - np.float32(mu)) * np.float32(minus_tau)
     return _exp32(torch.clamp(e, min=float(compiled._EXP_FLOOR), max=25.0)) + 1.0
 
 
 def compare_gallery(a: Prepared, g: DeviceGallery, c: ComparisonConstants) -> np.ndarray:
     """Scores of one probe against every template of a device gallery (float64, numpy)."""
+    torch = importlib.import_module("torch")
     dev = g.device
     n_a = int(a.words.shape[0])
     scores = np.zeros(len(g.sizes), dtype=np.float64)
@@ -183,6 +193,7 @@ def compare_gallery(a: Prepared, g: DeviceGallery, c: ComparisonConstants) -> np
 def _select(flat: "torch.Tensor", n_r: int) -> "torch.Tensor":
     """Positions of the n_r largest entries of each row, ties to the lowest position,
     in increasing order (the rule of :func:`extractors.mcc.consolidation.select_pairs`)."""
+    torch = importlib.import_module("torch")
     m, size = flat.shape
     if n_r >= size:
         return torch.arange(size, device=flat.device).expand(m, size)
@@ -197,6 +208,7 @@ def _select(flat: "torch.Tensor", n_r: int) -> "torch.Tensor":
 def describe_device(device: str) -> dict[str, Any]:
     """Name and memory of the device (recorded with benchmark results)."""
     if device.startswith("cuda") and cuda_available():
+        torch = importlib.import_module("torch")
         p = torch.cuda.get_device_properties(torch.device(device))
         return {"device": device, "name": p.name, "memory_gib": round(p.total_memory / 2**30, 1)}
     return {"device": device, "name": "cpu"}

@@ -13,6 +13,8 @@ from typing import Any
 RECORDED_PACKAGES = (
     "fingerbench", "numpy", "scipy", "opencv-python-headless", "opencv-python",
     "scikit-image", "pandas", "matplotlib", "nbis-py", "tqdm",
+    # Which MCC kernel "auto" chose follows from these (extractors/mcc).
+    "numba", "llvmlite", "torch",
 )
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 import inspect
 import math
 import os
+import re
 import traceback
 from numbers import Real
 from typing import Any, Callable
@@ -127,3 +128,82 @@ def _source_file(obj: Any) -> str:
     except TypeError:
         return ""
     return os.path.normcase(os.path.abspath(path)) if path else ""
+
+
+# -- the run-start interface check -------------------------------------------------------------
+#: Key of a worker's record that carries an interface error (removed before it is stored).
+INTERFACE_KEY = "interface_error"
+#: Results a run looks at before it trusts a plugin's interface.
+FIRST_ITEMS = 3
+
+
+def is_interface_error(exc: BaseException) -> bool:
+    """Is ``exc`` a sign of a broken interface (a wrong signature, a wrong return value,
+    a Template built wrongly) rather than of one bad input?"""
+    from bench.formats.records import FormatError
+    from bench.template import TemplateError
+
+    if isinstance(exc, FormatError):  # a malformed input file
+        return False
+    return isinstance(exc, (TypeError, AttributeError, TemplateError))
+
+
+class InterfaceWatch:
+    """Watches the first results of a run's stage (extraction or comparison).
+
+    When each of the first :data:`FIRST_ITEMS` results (at least two) of one kind of call
+    (``channel``: ``compare`` and ``compare_many`` are watched apart) failed with an
+    interface error, as a rule the same one each time, the plugin does not keep the
+    contract and every other item would fail the same way: :meth:`see` then raises
+    ``error_type`` with one message naming the plugin's file and line, instead of a
+    warning per item and a meaningless EER. Until a channel is judged its results are
+    held back (:meth:`see` returns those that may be stored).
+    """
+
+    def __init__(self, n_items: int, describe: str, error_type: type[Exception], hint: str = "") -> None:
+        self.n_items = n_items
+        self.describe = describe
+        self.error_type = error_type
+        self.hint = hint
+        self.seen: dict[str, list[str]] = {}
+        self.held: dict[str, list[Any]] = {}
+        self.judged: set[str] = set()
+
+    def see(self, result: Any, interface_errors: list[str], channel: str = "") -> list[Any]:
+        """Take one result (with the interface errors found in it); return the results
+        that can be stored now, or raise when the first results show a broken interface."""
+        needed = min(FIRST_ITEMS, self.n_items)
+        if channel in self.judged or needed < 2:
+            return [result]
+        self.held.setdefault(channel, []).append(result)
+        seen = self.seen.setdefault(channel, [])
+        seen.extend(interface_errors[:1] or [""])
+        if len(seen) < needed:
+            return []
+        self.judged.add(channel)
+        if all(seen):
+            distinct = list({_signature(m): m for m in seen}.values())
+            how = "the same way" if len(distinct) == 1 else "with interface errors"
+            also = "".join(f"; also: {m}" for m in distinct[1:])
+            raise self.error_type(
+                f"{self.describe} failed {how} on each of its first {len(seen)} items, so it does not keep "
+                f"the plugin contract, and the run stops: {distinct[0]}{also}" + (f" ({self.hint})" if self.hint else ""))
+        return self.held.pop(channel)
+
+    def flush(self) -> list[Any]:
+        """Results still held when the stage ended with fewer items than needed."""
+        out = [r for held in self.held.values() for r in held]
+        self.held.clear()
+        return out
+
+
+def _signature(message: str) -> str:
+    """An error message with its numbers blanked: the same mistake on other data."""
+    return re.sub(r"[-+]?\d+(\.\d+)?([eE][-+]?\d+)?", "#", message)
+
+
+def pop_interface_errors(records: list[dict[str, Any]]) -> list[str]:
+    """Remove the interface errors from a worker's records; return them when every
+    record has one (else an empty list: the plugin worked on some items)."""
+    found = [r.pop(INTERFACE_KEY, "") for r in records]
+    return found if found and all(found) else []

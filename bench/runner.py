@@ -184,8 +184,8 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
                 out.append(rec)
                 continue
 
-            def call(path=Path(item["path"]), dpi=float(item["dpi"])) -> Template:
-                return reader(path, dpi)
+            def call(path=Path(item["path"]), dpi=float(item["dpi"]), options=item.get("options") or {}) -> Template:
+                return reader(path, dpi, **options) if options else reader(path, dpi)
         else:
             try:
                 image = read_grayscale(Path(item["path"]), item.get("expected_size"))
@@ -420,6 +420,7 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             except (OSError, json.JSONDecodeError):
                 pass
         todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi, "template": bool(s.attributes.get("template")),
+                     "options": s.attributes.get("template_options") or {},
                      "expected_size": dataset.info.image_size, "cache": str(npz)})
     ext_log.append(immediate)
 

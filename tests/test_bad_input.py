@@ -29,3 +29,41 @@ def test_xyt_height_given_to_the_dataset_is_used(tmp_path, capsys, caplog):
     out = capsys.readouterr().out
     assert "EER 0.00%" in out and "REJ_ENROLL 0" in out
     assert "pass height=" not in caplog.text
+
+
+# -- 7. pair lists -----------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def kit_dataset():
+    from bench.datasets.base import Dataset, DatasetInfo, Sample
+
+    info = DatasetInfo("kit", "kit", "synthetic", 500, None, None, None, "", "", "", ("fvc",))
+    return Dataset(info, Path("."), [Sample(s.id, str(s.finger), s.impression, None, 500.0) for s in kit_samples()])
+
+
+@pytest.mark.parametrize("content, words", [
+    (b"probe,reference\n1_1,\n", ":2: the reference id is empty"),
+    (b"probe,reference\n1_1\n", ":2: the reference id is empty"),
+    (b"probe,reference\n1_1,2_\xe9\n", ":2: not UTF-8 text (byte 0xe9 at offset 22)"),
+    (b"a,b\n1_1,1_2\n", "needs a header with columns probe,reference[,genuine]; found 'a', 'b'"),
+    (b"", "found nothing"),
+    (b"probe,reference\n1_1,1_2\n1_1,1_2\n", ":3: duplicate pair"),
+])
+def test_bad_pair_lists_are_refused_with_the_file_and_line(tmp_path, kit_dataset, content, words):
+    from bench.protocols import ProtocolError, from_csv
+
+    path = tmp_path / "pairs.csv"
+    path.write_bytes(content)
+    with pytest.raises(ProtocolError) as err:
+        from_csv(path, kit_dataset)
+    assert str(path) in str(err.value) and words in str(err.value)
+
+
+@pytest.mark.parametrize("header", [b"\xef\xbb\xbfprobe,reference", b"probe , reference", b"Probe,Reference,Genuine"])
+def test_pair_list_headers_as_spreadsheets_write_them(tmp_path, kit_dataset, header):
+    from bench.protocols import from_csv
+
+    path = tmp_path / "pairs.csv"
+    genuine = b",1" if header.endswith(b"Genuine") else b""
+    path.write_bytes(header + b"\r\n1_1,1_2" + genuine + b"\r\n1_1,2_1" + (b",0" if genuine else b"") + b"\r\n")
+    pairs = from_csv(path, kit_dataset)
+    assert [(p.probe, p.reference, p.genuine) for p in pairs.pairs] == [("1_1", "1_2", True), ("1_1", "2_1", False)]

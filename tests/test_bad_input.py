@@ -67,3 +67,23 @@ def test_pair_list_headers_as_spreadsheets_write_them(tmp_path, kit_dataset, hea
     path.write_bytes(header + b"\r\n1_1,1_2" + genuine + b"\r\n1_1,2_1" + (b",0" if genuine else b"") + b"\r\n")
     pairs = from_csv(path, kit_dataset)
     assert [(p.probe, p.reference, p.genuine) for p in pairs.pairs] == [("1_1", "1_2", True), ("1_1", "2_1", False)]
+
+
+# -- 8. report.md escapes what comes from the runs ---------------------------------------------
+def test_report_markdown_escapes_names(tmp_path):
+    import shutil
+
+    import cv2
+
+    kit = Path(__file__).with_name("kit_plugins.py")
+    root = tmp_path / "images"
+    root.mkdir()
+    for s in kit_samples()[:6]:  # fingers 1 and 2
+        cv2.imwrite(str(root / f"{s.finger}<script>_{s.impression}.png"), s.image)
+    args = ["run", "-d", "folder", "--dataset-path", str(root), "--dataset-param", "dpi=500", "-j", "1",
+            "-e", f"{kit}:OracleExtractor", "-m", f"{kit}:NearestMatcher", "-o", str(tmp_path / "runs"), "--report"]
+    assert main(args) == 0
+    md = (tmp_path / "runs" / "report" / "report.md").read_text()
+    assert "&lt;script&gt;" in md and "<script" not in md
+    assert "<script" not in (tmp_path / "runs" / "report" / "report.html").read_text()
+    shutil.rmtree(tmp_path / "runs")

@@ -76,7 +76,7 @@ def load_templates(
     samples: list[Sample] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, int], Path] = {}
-    files = list_files(root)
+    files = list_files(root, problems=problems)
     for path in files:
         m = regex.match(path.name)
         if not m:

@@ -81,6 +81,10 @@ class PluginSpec:
         }
 
 
+#: Module-name prefix of plugins loaded from a file (``path/file.py:Class``).
+USER_MODULE_PREFIX = "fingerbench_user_"
+
+
 def load_target(target: str) -> Any:
     module_name, _, attr = target.rpartition(":")
     if not module_name or not attr:
@@ -90,7 +94,7 @@ def load_target(target: str) -> Any:
             path = Path(module_name).resolve()
             if not path.is_file():
                 raise registry.PluginError(f"{path}: no such file")
-            mod_name = "fingerbench_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:10]
+            mod_name = USER_MODULE_PREFIX + hashlib.sha1(str(path).encode()).hexdigest()[:10]
             module = sys.modules.get(mod_name)
             if module is None:
                 spec = importlib.util.spec_from_file_location(mod_name, path)

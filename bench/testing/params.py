@@ -4,15 +4,23 @@ from __future__ import annotations
 
 import inspect
 import json
+import sys
+from pathlib import Path
 from typing import Any
 
 from bench.plugins import get_params
+from bench.runner import USER_MODULE_PREFIX
 from bench.testing.results import FAIL, PASS, WARN, ConformanceReport
 
 
 def describe(plugin: Any) -> str:
-    """``module.Class`` of a plugin instance, for the report's heading."""
+    """``module.Class`` of a plugin instance (``file.py:Class`` for one loaded from a file),
+    for the report's heading."""
     cls = type(plugin)
+    module = sys.modules.get(cls.__module__)
+    source = getattr(module, "__file__", None)
+    if cls.__module__.startswith(USER_MODULE_PREFIX) and source:
+        return f"{Path(source).name}:{cls.__qualname__}"
     return f"{cls.__module__}.{cls.__qualname__}"
 
 

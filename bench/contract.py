@@ -74,8 +74,6 @@ def check_score(score: Any, call: str = "compare()") -> float:
     if isinstance(score, (bool, np.bool_)) or not isinstance(score, (Real, np.integer, np.floating)):
         shown = repr(score) if isinstance(score, (str, bytes, bool, np.bool_)) else _type_name(score)
         raise ContractError(f"{call} returned {shown}, not a number (int or float)")
-    if isinstance(score, np.ndarray):  # 0-d arrays are Real-like only through numpy scalars
-        raise ContractError(f"{call} returned an array, not a number")
     return float(score)
 
 

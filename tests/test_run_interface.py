@@ -4,6 +4,7 @@ prints no EER. Synthetic images only (the kit's), so no shared data is needed.""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import cv2
@@ -118,3 +119,37 @@ def test_no_eer_when_every_enrolment_failed(tmp_path, capsys, caplog):
     assert "EER" not in capsys.readouterr().out
     assert "every one of the 4 enrolments failed" in caplog.text
     assert "not an image of the kit" in caplog.text
+
+
+# -- the checks the runner applies to what plugins return ------------------------------------
+def test_templates_outside_the_image_or_in_degrees_are_refused():
+    from bench.contract import ContractError, check_template
+    from bench.template import Template, make_minutiae
+
+    ok = Template(make_minutiae([0, 239.4], [0, 319], [0, 6.28]), 240, 320, 500.0)
+    assert check_template(ok, (320, 240)) is ok
+    for x, y in ((-5, 10), (10, -3), (400, 10), (10, 1e6)):
+        t = Template(make_minutiae([x], [y], [1.0]), 240, 320, 500.0)
+        with pytest.raises(ContractError, match="outside the 240x320 image"):
+            check_template(t, (320, 240))
+    raw = make_minutiae([10], [10], [0.0])
+    raw["angle"] = 270.0  # filled in by hand, in degrees
+    with pytest.raises(ContractError, match="look like degrees"):
+        check_template(Template(raw, 240, 320, 500.0))
+    with pytest.raises(ContractError, match="returned dict, not a bench.template.Template"):
+        check_template({"minutiae": []})
+
+
+def test_scores_must_be_numbers():
+    from bench.contract import ContractError, check_score, check_scores
+
+    assert check_score(3) == 3.0 and check_score(np.float32(0.5)) == 0.5 and check_score(np.int64(7)) == 7.0
+    assert math.isnan(check_score(float("nan")))  # recorded as a failed comparison, not refused here
+    for bad in ("0.99", True, np.bool_(False), None, [0.9], np.array([0.9])):
+        with pytest.raises(ContractError, match="not a number"):
+            check_score(bad)
+    assert check_scores([1, 2.5], 2).tolist() == [1.0, 2.5]
+    for bad, words in ((np.array(["0.9", "0.1"]), "not of numbers"), (np.zeros((2, 1)), r"shape \(2, 1\)"),
+                       ([True, False], "not of numbers"), ([1.0], r"shape \(1,\)"), ("0.9 0.1", "not 2 numbers")):
+        with pytest.raises(ContractError, match=words):
+            check_scores(bad, 2)

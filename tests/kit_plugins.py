@@ -97,6 +97,14 @@ class NoDpiExtractor(OracleExtractor):
         return Template(self.minutiae(image), w, h)  # type: ignore[call-arg]
 
 
+class FloatSizeExtractor(OracleExtractor):
+    """Gives the image size as floats."""
+
+    def extract(self, image, dpi):
+        h, w = image.shape
+        return Template(self.minutiae(image), float(w), float(h), dpi)
+
+
 class OneArgumentExtractor(OracleExtractor):
     """extract() without the dpi argument."""
 

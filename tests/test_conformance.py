@@ -73,6 +73,7 @@ def test_oracle_extractor_passes_every_check():
     (kp.ListExtractor, "returns-template", "returned ndarray"),
     (kp.NoDpiExtractor, "returns-template", "dpi"),
     (kp.OneArgumentExtractor, "returns-template", "TypeError"),
+    (kp.FloatSizeExtractor, "image-size", "not whole numbers"),
     (kp.RestlessExtractor, "deterministic", "differ"),
     (kp.ForgetfulExtractor, "get-params", "scale"),
 ])

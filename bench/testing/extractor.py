@@ -135,6 +135,9 @@ def _check_geometry(report: ConformanceReport, samples: tuple[KitSample, ...], t
         h, w = s.image.shape
         if (t.width, t.height) != (w, h):
             wrong_size.append(f"{s.id}: {t.width}x{t.height}, image {w}x{h}")
+        elif not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in (t.width, t.height)):
+            wrong_size.append(f"{s.id}: width and height are {type(t.width).__name__} and "
+                              f"{type(t.height).__name__}, not whole numbers (int)")
         if not math.isclose(t.dpi, s.dpi, rel_tol=1e-6):
             wrong_dpi.append(f"{s.id}: {t.dpi:g}, image {s.dpi:g}")
         try:
@@ -142,7 +145,7 @@ def _check_geometry(report: ConformanceReport, samples: tuple[KitSample, ...], t
         except ContractError as exc:
             (angles if "angle" in str(exc) else outside).append(f"{s.id}: {exc}")
     report.add("image-size", FAIL if wrong_size else PASS,
-               f"Template width/height differ from the image's ({wrong_size[0]})" if wrong_size
+               f"Template width/height are not the image's ({wrong_size[0]})" if wrong_size
                else "width and height are those of the image")
     report.add("resolution", FAIL if wrong_dpi else PASS,
                f"Template dpi differs from the dpi passed in ({wrong_dpi[0]})" if wrong_dpi

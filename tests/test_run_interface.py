@@ -153,3 +153,10 @@ def test_scores_must_be_numbers():
                        ([True, False], "not of numbers"), ([1.0], r"shape \(1,\)"), ("0.9 0.1", "not 2 numbers")):
         with pytest.raises(ContractError, match=words):
             check_scores(bad, 2)
+
+
+def test_a_wrong_signature_stops_the_run_at_the_method(kit_folder, tmp_path):
+    with pytest.raises(PluginInterfaceError) as err:
+        _run(kit_folder, tmp_path, "OneArgumentExtractor")
+    assert "takes 2 positional arguments but 3 were given" in str(err.value)
+    assert f"{KIT}:{_line('def extract(self, image):')}" in str(err.value)

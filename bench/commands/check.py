@@ -54,9 +54,14 @@ def _kinds(args: argparse.Namespace, target: str) -> list[str]:
 
 
 def _build(kind: str, target: str, params: dict[str, Any]) -> Any:
-    from bench.runner import PluginSpec
+    from bench.runner import PluginSpec, load_target
 
-    return PluginSpec.resolve(kind, target, params).build()
+    spec = PluginSpec.resolve(kind, target, params)
+    needed = getattr(load_target(spec.target), "required_parameters", ())
+    if needed and not params:
+        log.warning("%s '%s' needs the parameters %s: pass them with --param KEY=VALUE", kind, target,
+                    " ".join(needed))
+    return spec.build()
 
 
 def run(args: argparse.Namespace) -> int:

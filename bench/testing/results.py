@@ -65,9 +65,13 @@ class ConformanceReport:
         lines = [f"{self.kind} {self.plugin}:"]
         for r in self.results:
             lines.append(f"  {r.status:<4}  {r.name:<{width}}  {r.detail}")
-        n_fail, n_warn = len(self.failures), sum(r.status == WARN for r in self.results)
+        n_fail = len(self.failures)
         verdict = "conforms" if self.ok else f"does not conform ({n_fail} check{'s' * (n_fail != 1)} failed)"
-        lines.append(f"  => {self.plugin} {verdict}" + (f"; {n_warn} warning{'s' * (n_warn != 1)}" if n_warn else ""))
+        for status, one, many in ((WARN, "warning", "warnings"), (SKIP, "check skipped", "checks skipped")):
+            n = sum(r.status == status for r in self.results)
+            if n:
+                verdict += f"; {n} {one if n == 1 else many}"
+        lines.append(f"  => {self.plugin} {verdict}")
         return "\n".join(lines)
 
     def raise_if_failed(self) -> None:

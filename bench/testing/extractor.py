@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.contract import ContractError, check_template, plugin_location
 from bench.plugins import FailureToEnrol
-from bench.synthetic.accuracy import angle_difference_deg, pair_minutiae
+from bench.synthetic.accuracy import DISTANCE_MM, angle_difference_deg, pair_minutiae
 from bench.template import Template
 from bench.testing.data import KitSample, kit_samples
 from bench.testing.params import check_attributes, check_parameters, describe
@@ -205,12 +205,12 @@ def _check_conventions(report: ConformanceReport, samples: tuple[KitSample, ...]
     elif recall[iso] < MIN_RECALL_FOR_CONVENTIONS:
         report.add("position-convention", WARN,
                    f"only {recall[iso]:.0%} of the ground-truth minutiae were found within "
-                   f"{0.3} mm on the easy synthetic images; conventions cannot be verified")
+                   f"{DISTANCE_MM:g} mm on the easy synthetic images; conventions cannot be verified")
         report.add("angle-convention", SKIP, "too few minutiae agree with the ground truth to judge angles")
         return
     else:
         report.add("position-convention", PASS,
-                   f"ISO: {recall[iso]:.0%} of the ground-truth minutiae found within 0.3 mm")
+                   f"ISO: {recall[iso]:.0%} of the ground-truth minutiae found within {DISTANCE_MM:g} mm")
         pairs_for_angles = pairings[iso]
     found_angles, truth_angles = [], []
     for (p, moved), truth in pairs_for_angles:

@@ -24,6 +24,7 @@ Built-in protocols:
 from __future__ import annotations
 
 import csv
+import io
 import hashlib
 from collections import defaultdict
 from dataclasses import dataclass, field
@@ -201,31 +202,58 @@ def from_csv(path: Path, dataset: Dataset) -> PairList:
     subjects = {s.id: s.subject for s in dataset.samples}
     pairs: list[Pair] = []
     seen: set[tuple[str, str]] = set()
-    with open(path, newline="") as f:
-        reader = csv.DictReader(f)
-        if reader.fieldnames is None or not {"probe", "reference"} <= set(reader.fieldnames):
-            raise ProtocolError(f"{path}: needs a header with columns probe,reference[,genuine]")
-        for line, row in enumerate(reader, start=2):
-            p, r = row["probe"].strip(), row["reference"].strip()
-            for sid in (p, r):
-                if sid not in subjects:
-                    raise ProtocolError(f"{path}:{line}: unknown sample id '{sid}' in dataset {dataset.name}")
-            if p == r:
-                raise ProtocolError(f"{path}:{line}: a sample compared with itself ('{p}')")
-            if (p, r) in seen:
-                raise ProtocolError(f"{path}:{line}: duplicate pair ({p}, {r})")
-            seen.add((p, r))
-            genuine = subjects[p] == subjects[r]
-            given = (row.get("genuine") or "").strip()
-            if given and given.lower() in ("1", "true", "0", "false"):
-                if (given.lower() in ("1", "true")) != genuine:
-                    raise ProtocolError(
-                        f"{path}:{line}: pair ({p}, {r}) is marked genuine={given} but the samples' "
-                        f"subjects are {subjects[p]!r} and {subjects[r]!r}"
-                    )
-            elif given:
-                raise ProtocolError(f"{path}:{line}: genuine must be 0/1/true/false, got {given!r}")
-            pairs.append(Pair(p, r, genuine))
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ProtocolError(f"{path}: cannot read the pair list ({exc.strerror or exc})") from None
+    try:
+        text = raw.decode("utf-8-sig")  # a byte-order mark, as spreadsheets write, is not part of the header
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ProtocolError(f"{path}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} at offset {exc.start}); "
+                            f"save the pair list as UTF-8") from None
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        header = reader.fieldnames
+    except csv.Error as exc:
+        raise ProtocolError(f"{path}:1: not a CSV header ({exc})") from None
+    columns = [(h or "").strip().lower() for h in header or []]
+    if not {"probe", "reference"} <= set(columns):
+        found = ", ".join(repr(h) for h in header or []) or "nothing"
+        raise ProtocolError(f"{path}: needs a header with columns probe,reference[,genuine]; found {found}")
+    reader.fieldnames = columns
+    rows = iter(reader)
+    while True:
+        try:
+            row = next(rows)
+        except StopIteration:
+            break
+        except csv.Error as exc:
+            raise ProtocolError(f"{path}:{reader.line_num}: not valid CSV ({exc})") from None
+        line = reader.line_num
+        p, r = (row.get("probe") or "").strip(), (row.get("reference") or "").strip()
+        if not p or not r:
+            missing = " and ".join(c for c, v in (("probe", p), ("reference", r)) if not v)
+            raise ProtocolError(f"{path}:{line}: the {missing} id is empty (each row is probe,reference[,genuine])")
+        for sid in (p, r):
+            if sid not in subjects:
+                raise ProtocolError(f"{path}:{line}: unknown sample id '{sid}' in dataset {dataset.name}")
+        if p == r:
+            raise ProtocolError(f"{path}:{line}: a sample compared with itself ('{p}')")
+        if (p, r) in seen:
+            raise ProtocolError(f"{path}:{line}: duplicate pair ({p}, {r})")
+        seen.add((p, r))
+        genuine = subjects[p] == subjects[r]
+        given = (row.get("genuine") or "").strip()
+        if given and given.lower() in ("1", "true", "0", "false"):
+            if (given.lower() in ("1", "true")) != genuine:
+                raise ProtocolError(
+                    f"{path}:{line}: pair ({p}, {r}) is marked genuine={given} but the samples' "
+                    f"subjects are {subjects[p]!r} and {subjects[r]!r}"
+                )
+        elif given:
+            raise ProtocolError(f"{path}:{line}: genuine must be 0/1/true/false, got {given!r}")
+        pairs.append(Pair(p, r, genuine))
     if not pairs:
         raise ProtocolError(f"{path}: no pairs")
     return PairList(f"csv:{path.name}", pairs, {"file": str(path)})

@@ -9,6 +9,7 @@ an isolated worker process (see :mod:`bench.isolation`).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib
 import importlib.util
@@ -26,7 +27,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bench import provenance, registry
+from bench import contract, provenance, registry
 from bench.datasets.base import Dataset, ImageError, read_grayscale, sha256_file
 from bench.isolation import IsolatedPool, Task, TaskFailure
 from bench.plugins import FailureToEnrol, accepts, get_params
@@ -80,6 +81,10 @@ class PluginSpec:
         }
 
 
+#: Module-name prefix of plugins loaded from a file (``path/file.py:Class``).
+USER_MODULE_PREFIX = "fingerbench_user_"
+
+
 def load_target(target: str) -> Any:
     module_name, _, attr = target.rpartition(":")
     if not module_name or not attr:
@@ -89,7 +94,7 @@ def load_target(target: str) -> Any:
             path = Path(module_name).resolve()
             if not path.is_file():
                 raise registry.PluginError(f"{path}: no such file")
-            mod_name = "fingerbench_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:10]
+            mod_name = USER_MODULE_PREFIX + hashlib.sha1(str(path).encode()).hexdigest()[:10]
             module = sys.modules.get(mod_name)
             if module is None:
                 spec = importlib.util.spec_from_file_location(mod_name, path)
@@ -183,8 +188,8 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
                 out.append(rec)
                 continue
 
-            def call(path=Path(item["path"]), dpi=float(item["dpi"])) -> Template:
-                return reader(path, dpi)
+            def call(path=Path(item["path"]), dpi=float(item["dpi"]), options=item.get("options") or {}) -> Template:
+                return reader(path, dpi, **options) if options else reader(path, dpi)
         else:
             try:
                 image = read_grayscale(Path(item["path"]), item.get("expected_size"))
@@ -199,20 +204,26 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
         try:
             tpl = call()
             seconds = time.perf_counter() - t0
-            if not isinstance(tpl, Template):
-                raise TypeError(f"extract() returned {type(tpl).__name__}, not a bench.template.Template")
+            contract.check_template(tpl, None if item.get("template") else image.shape)
         except FailureToEnrol as exc:
             rec.update(status="fte", error=f"{item['path']}: {exc}", seconds=time.perf_counter() - t0)
         except Exception as exc:
-            tb = traceback.extract_tb(exc.__traceback__)
-            where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
-            rec.update(status="error", error=f"{item['path']}: {type(exc).__name__}: {exc}{where}",
-                       seconds=time.perf_counter() - t0)
+            method = "extract_file" if item.get("template") else "extract"
+            where = contract.plugin_location(exc, extractor, method) or _last_frame(exc)
+            message = f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "")
+            rec.update(status="error", error=f"{item['path']}: {message}", seconds=time.perf_counter() - t0)
+            if contract.is_interface_error(exc):
+                rec[contract.INTERFACE_KEY] = message
         else:
             Template.save(tpl, Path(item["cache"]))
             rec.update(n_minutiae=len(tpl), template_bytes=tpl.size_bytes, seconds=seconds)
         out.append(rec)
     return out
+
+
+def _last_frame(exc: BaseException) -> str:
+    tb = traceback.extract_tb(exc.__traceback__)
+    return f"{tb[-1].filename}:{tb[-1].lineno}" if tb else ""
 
 
 def _setup_matcher(spec: PluginSpec) -> dict[str, Any]:
@@ -248,22 +259,31 @@ def _compare_items(state: dict[str, Any], items: list[dict[str, Any]]) -> list[d
     if callable(many) and len(items) > 1:
         t0 = time.perf_counter()
         try:
-            scores = np.asarray(many(probe, refs), dtype=np.float64).ravel()
-            if scores.shape != (len(refs),):
-                raise ValueError(f"compare_many returned {scores.shape[0]} scores for {len(refs)} references")
+            returned = many(probe, refs)
         except Exception:
             pass  # fall back to one call per pair, so each failure is attributed
         else:
+            try:
+                scores = contract.check_scores(returned, len(refs))
+            except contract.ContractError as exc:  # a wrong result is refused, not repaired
+                where = contract.plugin_location(None, matcher, "compare_many")
+                message = f"{exc}" + (f" (compare_many at {where})" if where else "")
+                return [{"score": "", "status": "failed", "error": one_line(message), "seconds": "",
+                         contract.INTERFACE_KEY: message} for _ in refs]
             per = (time.perf_counter() - t0) / len(items)
             return [_score_record(s, per) for s in scores]
     out = []
     for ref in refs:
         t0 = time.perf_counter()
         try:
-            s = float(matcher.compare(probe, ref))
+            s = contract.check_score(matcher.compare(probe, ref))
         except Exception as exc:
-            out.append({"score": "", "status": "failed", "error": one_line(f"{type(exc).__name__}: {exc}"),
-                        "seconds": time.perf_counter() - t0})
+            where = contract.plugin_location(exc, matcher, "compare")
+            message = f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "")
+            rec = {"score": "", "status": "failed", "error": one_line(message), "seconds": time.perf_counter() - t0}
+            if contract.is_interface_error(exc):
+                rec[contract.INTERFACE_KEY] = message
+            out.append(rec)
             continue
         out.append(_score_record(s, time.perf_counter() - t0))
     return out
@@ -276,6 +296,10 @@ def _score_record(score: float, seconds: float) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------------- the runner
+class PluginInterfaceError(registry.PluginError):
+    """A plugin broke the plugin contract the same way on the first items of a run."""
+
+
 @dataclass
 class RunSummary:
     run_dir: Path
@@ -400,36 +424,47 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             except (OSError, json.JSONDecodeError):
                 pass
         todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi, "template": bool(s.attributes.get("template")),
+                     "options": s.attributes.get("template_options") or {},
                      "expected_size": dataset.info.image_size, "cache": str(npz)})
     ext_log.append(immediate)
+
+    def record_extraction(task: Task, result: list[dict[str, Any]] | TaskFailure, interface: list[str]) -> None:
+        item = task.items[0]
+        if isinstance(result, TaskFailure):
+            rec = {"status": result.status, "error": f"{item['path']}: {result.message}",
+                   "n_minutiae": "", "template_bytes": "", "seconds": ""}
+        else:
+            rec = result[0]
+            rec["error"] = one_line(rec["error"])
+        _, rec_path = cache_paths(item["sid"])
+        if rec["status"] in (EXTRACTION_OK, "fte", "unreadable", "error") and not interface:
+            # deterministic outcomes are cached; crashes, timeouts and interface errors (fixed
+            # without a new version, as a rule) are retried next time
+            tmp = rec_path.with_suffix(".json.tmp")
+            tmp.write_text(json.dumps(rec))
+            tmp.replace(rec_path)
+        ext_log.append([{**base_row(item["sid"]), **rec}])
+        if rec["status"] != EXTRACTION_OK:
+            log.warning("failure to enrol %s: %s", item["sid"], rec["error"])
 
     t_ext = time.perf_counter()
     if todo:
         dpis = tuple(sorted({float(it["dpi"]) for it in todo}))
         pool = IsolatedPool(_jobs(config.jobs), _setup_extractor, (config.extractor, dpis), _extract_items,
                             timeout_per_item=config.extract_timeout)
+        watch = contract.InterfaceWatch(len(todo), f"extractor '{ext_desc['name']}'", PluginInterfaceError,
+                                        f"check it with: fingerbench check {config.extractor.target}")
         with _progress(len(todo), f"extract {ext_desc['name']}", config.progress) as bar:
             tasks = [Task(it["sid"], [it]) for it in todo]
-            for task, result in pool.run(tasks):
-                item = task.items[0]
-                if isinstance(result, TaskFailure):
-                    rec = {"status": result.status, "error": f"{item['path']}: {result.message}",
-                           "n_minutiae": "", "template_bytes": "", "seconds": ""}
-                else:
-                    rec = result[0]
-                    rec["error"] = one_line(rec["error"])
-                _, rec_path = cache_paths(item["sid"])
-                if rec["status"] in (EXTRACTION_OK, "fte", "unreadable", "error"):
-                    # deterministic outcomes are cached; crashes and timeouts are retried next time
-                    tmp = rec_path.with_suffix(".json.tmp")
-                    tmp.write_text(json.dumps(rec))
-                    tmp.replace(rec_path)
-                ext_log.append([{**base_row(item["sid"]), **rec}])
-                if rec["status"] != EXTRACTION_OK:
-                    log.warning("failure to enrol %s: %s", item["sid"], rec["error"])
-                bar.update(1)
+            with contextlib.closing(pool.run(tasks)) as results:  # stops the workers if the watch raises
+                for task, result in results:
+                    interface = contract.pop_interface_errors(result) if isinstance(result, list) else []
+                    for held in watch.see((task, result, interface), interface):
+                        record_extraction(*held)
+                    bar.update(1)
+            for held in watch.flush():
+                record_extraction(*held)
     ext_seconds = time.perf_counter() - t_ext
-
     ext_rows = {r["sample"]: r for r in ext_log.rows()}
     enrolled = {sid for sid, r in ext_rows.items() if r["status"] == EXTRACTION_OK}
 
@@ -470,15 +505,23 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
     if tasks:
         pool = IsolatedPool(_jobs(config.jobs), _setup_matcher, (config.matcher,), _compare_items,
                             timeout_per_item=config.compare_timeout)
+        batched = callable(getattr(matcher, "compare_many", None))
+        watch = contract.InterfaceWatch(len(tasks), f"matcher '{mat_desc['name']}'", PluginInterfaceError,
+                                        f"check it with: fingerbench check {config.matcher.target}")
         with _progress(n_todo, f"compare {mat_desc['name']}", config.progress) as bar:
-            for task, result in pool.run(tasks):
-                if isinstance(result, TaskFailure):
-                    result = [{"score": "", "status": result.status, "error": result.message, "seconds": ""}]
-                rows = []
-                for item, rec in zip(task.items, result):
-                    rows.append({**pair_row(pair_by_key[tuple(item["pair"])]), **rec})
-                score_log.append(rows)
-                bar.update(len(rows))
+            with contextlib.closing(pool.run(tasks)) as results:
+                for task, result in results:
+                    if isinstance(result, TaskFailure):
+                        result = [{"score": "", "status": result.status, "error": result.message, "seconds": ""}]
+                    interface = contract.pop_interface_errors(result)
+                    channel = "compare_many" if batched and len(task.items) > 1 else "compare"
+                    for held_task, held in watch.see((task, result), interface, channel):
+                        score_log.append([{**pair_row(pair_by_key[tuple(item["pair"])]), **rec}
+                                          for item, rec in zip(held_task.items, held)])
+                    bar.update(len(result))
+            for held_task, held in watch.flush():
+                score_log.append([{**pair_row(pair_by_key[tuple(item["pair"])]), **rec}
+                                  for item, rec in zip(held_task.items, held)])
     cmp_seconds = time.perf_counter() - t_cmp
 
     # ------------------------------------------------------------------ metrics

@@ -40,16 +40,31 @@ class TemplateError(ValueError):
     """A template (or a template file) is malformed."""
 
 
+#: Angles (radians) beyond this magnitude are refused: they look like degrees. Sums of two
+#: angles in radians (a direction plus pi, plus a rotation) stay below it and are wrapped.
+MAX_ANGLE_MAGNITUDE = 4 * np.pi
+
+
 def make_minutiae(
     x: Any, y: Any, angle: Any, type: Any = None, quality: Any = None
 ) -> np.ndarray:
-    """Build a minutiae array from columns; angles are wrapped to [0, 2*pi)."""
+    """Build a minutiae array from columns; angles (radians) are wrapped to [0, 2*pi).
+
+    Angles beyond 4*pi in magnitude raise :class:`TemplateError`: they are degrees far
+    more often than radians, and wrapping them would silently scramble every direction.
+    """
     x = np.asarray(x, dtype=np.float32).ravel()
     n = x.size
     out = np.zeros(n, dtype=MINUTIA_DTYPE)
     out["x"] = x
     out["y"] = np.asarray(y, dtype=np.float32).ravel()
-    out["angle"] = np.mod(np.asarray(angle, dtype=np.float64).ravel(), 2 * np.pi)
+    radians = np.asarray(angle, dtype=np.float64).ravel()
+    finite = np.abs(radians[np.isfinite(radians)])
+    if finite.size and finite.max() > MAX_ANGLE_MAGNITUDE:
+        raise TemplateError(
+            f"minutia angles reach {finite.max():.4g}: angles are radians (0 to 2*pi), and "
+            f"values above 2*pi look like degrees; convert them with numpy.radians")
+    out["angle"] = np.mod(radians, 2 * np.pi)
     if type is not None:
         out["type"] = np.asarray(type, dtype=np.uint8).ravel()
     if quality is not None:

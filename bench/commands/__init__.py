@@ -4,4 +4,4 @@ Each module has ``add_parser(subparsers) -> ArgumentParser`` and ``run(args) -> 
 (the exit status). :data:`COMMANDS` lists them in the order ``--help`` shows them.
 """
 
-COMMANDS = ("list", "run", "metrics", "report", "compare", "interop", "synth", "identify")
+COMMANDS = ("list", "check", "run", "metrics", "report", "compare", "interop", "synth", "identify")

@@ -100,6 +100,20 @@ def _open_dataset(args: argparse.Namespace, cache_dir: Path):
     return datasets.open_dataset(name, root=root, data_root=args.data_root, **ds_params)
 
 
+def _first_failure(run_dir: Path) -> str:
+    """The error of the first failed extraction of a run, from its extractions.csv."""
+    import csv
+
+    try:
+        with open(run_dir / "extractions.csv", newline="") as f:
+            for row in csv.DictReader(f):
+                if row.get("status") != "ok":
+                    return f"{row.get('status')}: {row.get('error')}"
+    except OSError:
+        pass
+    return "unknown"
+
+
 def run(args: argparse.Namespace) -> int:
     from bench import protocols, registry
     from bench.runner import PluginSpec, RunConfig, default_cache_dir, run_benchmark
@@ -130,6 +144,12 @@ def run(args: argparse.Namespace) -> int:
             summary = run_benchmark(dataset, pairs, cfg)
         except registry.PluginError as exc:
             log.error("%s", exc)
+            status = 1
+            continue
+        enrolment = summary.metrics.get("enrolment", {})
+        if enrolment.get("n_images") and not enrolment.get("n_enrolled"):
+            log.error("%s: no result: every one of the %d enrolments failed, so there is no score to measure "
+                      "(first failure: %s)", out, enrolment["n_images"], _first_failure(summary.run_dir))
             status = 1
             continue
         done.append(out)

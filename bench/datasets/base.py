@@ -156,7 +156,10 @@ def read_grayscale(path: Path, expected_size: tuple[int, int] | None = None) -> 
     """
     import cv2
 
+    from bench.datasets.imagecheck import declared_size
+
     path = Path(path)
+    declared_size(path)  # refuses, from the header, an image too large to decode
     try:
         data = np.fromfile(path, dtype=np.uint8)
     except OSError as exc:

@@ -86,7 +86,7 @@ def load_folder(
 
     problems: list[Problem] = []
     by_id: dict[str, Sample] = {}
-    files = list_files(root, recursive=recursive)
+    files = list_files(root, recursive=recursive, problems=problems)
     for path in files:
         text = path.relative_to(root).as_posix() if on_path else path.name
         m = regex.match(text)

@@ -132,7 +132,7 @@ def _load(spec: FvcSpec, info: DatasetInfo, root: Path, validate: str) -> Datase
     problems: list[Problem] = []
     found: dict[tuple[int, int], list[Path]] = {}
     outside: list[tuple[int, Path]] = []
-    files = list_files(root)
+    files = list_files(root, problems=problems)
     for path in files:
         m = _NAME.match(path.name)
         if not m:
@@ -167,7 +167,8 @@ def _load(spec: FvcSpec, info: DatasetInfo, root: Path, validate: str) -> Datase
             paths = sorted(found.get((finger, impression), []), key=_ext_rank)
             if not paths:
                 expected = root / f"{sid}.tif"
-                problems.append(Problem("missing", str(expected), f"{expected.name}: expected by the layout, absent"))
+                why = "a folder of that name is there, not an image file" if expected.is_dir() else "absent"
+                problems.append(Problem("missing", str(expected), f"{expected.name}: expected by the layout, {why}"))
                 samples.append(Sample(sid, str(finger), impression, None, info.dpi))
                 continue
             for other in paths[1:]:

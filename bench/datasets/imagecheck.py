@@ -37,27 +37,59 @@ def check_level(level: str) -> str:
     return level
 
 
-def probe_image(path: Path) -> tuple[int, int]:
-    """(width, height) of an image file read from its header; raises ImageError naming the
-    file when it is empty, truncated or not the format its content claims."""
+#: Most pixels an image may declare (a 1000 ppi ten-print card is about 30 M). Larger
+#: ones are refused from their header, before a decoder allocates them: a small PNG can
+#: declare 30000 x 30000 pixels and take gigabytes to decode.
+MAX_IMAGE_PIXELS = 64_000_000
+
+
+def check_declared_size(path: Path, width: int, height: int) -> None:
+    """Raise ImageError when an image declares more than :data:`MAX_IMAGE_PIXELS`."""
+    if width * height > MAX_IMAGE_PIXELS:
+        raise ImageError(f"{path}: the header declares {width}x{height} pixels ({width * height / 1e6:.0f} M), "
+                         f"more than the {MAX_IMAGE_PIXELS / 1e6:.0f} M a fingerprint image can need; "
+                         f"refused without decoding")
+
+
+def declared_size(path: Path) -> tuple[int, int] | None:
+    """(width, height) from the header of a PNG, TIFF or BMP file (None for other
+    formats), refused by :func:`check_declared_size` when too large; ImageError names the
+    file when the header is unreadable."""
     path = Path(path)
     try:
         size = path.stat().st_size
-        if size == 0:
-            raise ImageError(f"{path}: file is empty")
         with open(path, "rb") as f:
             head = f.read(16)
             f.seek(0)
             if head.startswith(_PNG_SIGNATURE):
-                return _probe_png(f, size, path)
-            if head[:4] in (b"II*\x00", b"MM\x00*"):
-                return _probe_tiff(f, size, path)
-            if head[:2] == b"BM":
-                return _probe_bmp(f, size, path)
+                found = _probe_png(f, size, path)
+            elif head[:4] in (b"II*\x00", b"MM\x00*"):
+                found = _probe_tiff(f, size, path)
+            elif head[:2] == b"BM":
+                found = _probe_bmp(f, size, path)
+            else:
+                return None
     except OSError as exc:
         raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
     except struct.error as exc:
         raise ImageError(f"{path}: truncated or corrupt header") from exc
+    check_declared_size(path, *found)
+    return found
+
+
+def probe_image(path: Path) -> tuple[int, int]:
+    """(width, height) of an image file read from its header; raises ImageError naming the
+    file when it is empty, truncated, declares too many pixels or is not the format its
+    content claims."""
+    path = Path(path)
+    try:
+        if path.stat().st_size == 0:
+            raise ImageError(f"{path}: file is empty")
+    except OSError as exc:
+        raise ImageError(f"{path}: cannot read file ({exc.strerror or exc})") from exc
+    found = declared_size(path)
+    if found is not None:
+        return found
     img = read_grayscale(path)  # a format not parsed here: decode it
     return int(img.shape[1]), int(img.shape[0])
 

@@ -62,7 +62,7 @@ def load_sd4(info: DatasetInfo, root: Path, *, validate: str = "header") -> Data
     validate = check_level(validate)
     problems: list[Problem] = []
     found: dict[tuple[str, str], Path] = {}
-    for path in list_files(root, recursive=True):
+    for path in list_files(root, recursive=True, problems=problems):
         m = SD4_NAME.match(path.name)
         if not m:
             if is_image_name(path.name):
@@ -170,7 +170,7 @@ def load_sd302(
     problems: list[Problem] = []
     entries: dict[str, tuple[tuple, Path, dict[str, Any]]] = {}
     skipped = 0
-    for path in list_files(root, recursive=True):
+    for path in list_files(root, recursive=True, problems=problems):
         m = regex.match(path.name)
         if not m:
             if is_image_name(path.name):

@@ -119,7 +119,7 @@ def _scan(
     folder: Path, altered: bool, level: str | None, dpi: float, problems: list[Problem], reference_only: bool = False
 ) -> list[Sample]:
     by_id: dict[str, Sample] = {}
-    for path in list_files(folder):
+    for path in list_files(folder, problems=problems):
         fields = _parse(path)
         why = _misplaced(fields, altered)
         if why is not None:

@@ -70,10 +70,13 @@ def load_templates(
     except (TypeError, ValueError):
         raise DatasetError(f"templates: dpi must be a number, not {dpi!r}") from None
     check = as_bool(validate, "validate")
+    # what .xyt files do not hold, handed to the 'template' extractor with each sample
+    options = {k: v for k, v in (("width", width), ("height", height), ("xyt_convention", xyt_convention))
+               if v is not None}
     samples: list[Sample] = []
     problems: list[Problem] = []
     seen: dict[tuple[str, int], Path] = {}
-    files = list_files(root)
+    files = list_files(root, problems=problems)
     for path in files:
         m = regex.match(path.name)
         if not m:
@@ -85,6 +88,8 @@ def load_templates(
             continue
         seen[(subject, impression)] = path
         attributes: dict[str, object] = {"template": fmt or "auto", "file": path.name}
+        if options:
+            attributes["template_options"] = options
         if check:
             try:
                 t = read_template(path, fmt, width=width, height=height, dpi=None,

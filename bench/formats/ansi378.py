@@ -70,6 +70,8 @@ def decode(data: bytes, source: str = "<bytes>") -> MinutiaeRecord:
     (length,) = struct.unpack_from(">H", data, 8)
     pos = 10
     if length == 0:
+        if len(data) < 14:
+            raise fail(f"{len(data)} bytes: the long record length (4 bytes at offset 10) runs past the end")
         (length,) = struct.unpack_from(">I", data, 10)
         pos = 14
     if length != len(data):
@@ -94,9 +96,12 @@ def decode(data: bytes, source: str = "<bytes>") -> MinutiaeRecord:
             raise fail(f"view {v} of {n_views}: its header runs past the end (offset {pos})")
         fpos, vn_it, fq, n = struct.unpack_from(">BBBB", data, pos)
         pos += VIEW_HEADER
+        if fq > 100:
+            raise fail(f"view {v}: finger quality {fq}, above 100")
         if pos + MINUTIA_SIZE * n + 2 > len(data):
             raise fail(f"view {v}: {n} minutiae ({MINUTIA_SIZE * n} bytes from offset {pos}) run past the end")
-        minutiae = parse_minutiae(data, pos, n, MINUTIA_SIZE, ANSI_ANGLE_UNIT_DEG)
+        minutiae = parse_minutiae(data, pos, n, MINUTIA_SIZE, ANSI_ANGLE_UNIT_DEG, width=width, height=height,
+                                  fail=lambda why, v=v: fail(f"view {v}: {why}"))
         bad = data[pos + 4 : pos + MINUTIA_SIZE * n : MINUTIA_SIZE]
         if any(b >= 180 for b in bad):
             raise fail(f"view {v}: an angle code of {max(bad)}; ANSI 378 codes are 0-179 (2-degree units)")

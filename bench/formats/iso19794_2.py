@@ -125,10 +125,13 @@ def _decode_2005(data: bytes, source: str) -> MinutiaeRecord:
             raise _fail(source, fmt, f"view {v} of {n_views}: its header runs past the end (offset {pos})")
         fpos, vn_it, fq, n = struct.unpack_from(">BBBB", data, pos)
         pos += VIEW_HEADER
+        if fq > 100:
+            raise _fail(source, fmt, f"view {v}: finger quality {fq}, above 100")
         if pos + MINUTIA_SIZE * n > len(data):
             raise _fail(source, fmt, f"view {v}: {n} minutiae ({MINUTIA_SIZE * n} bytes from offset {pos}) "
                                      f"run past the end")
-        minutiae = parse_minutiae(data, pos, n, MINUTIA_SIZE, ISO_ANGLE_UNIT_DEG)
+        minutiae = parse_minutiae(data, pos, n, MINUTIA_SIZE, ISO_ANGLE_UNIT_DEG, width=width, height=height,
+                                  fail=lambda why, v=v: _fail(source, fmt, f"view {v}: {why}"))
         pos += MINUTIA_SIZE * n
         pos, ext = _skip_extended(data, pos, len(data), source, fmt, v)
         extra = {"format": fmt, "finger_position": fpos, "view_number": vn_it >> 4,
@@ -180,7 +183,9 @@ def _decode_2011(data: bytes, source: str) -> MinutiaeRecord:
             raise _fail(source, fmt, f"representation {r}: image size {width}x{height}")
         if pos + size * n > end:
             raise _fail(source, fmt, f"representation {r}: {n} minutiae run past its end")
-        minutiae = parse_minutiae(data, pos, n, size, ISO_ANGLE_UNIT_DEG)
+        minutiae = parse_minutiae(data, pos, n, size, ISO_ANGLE_UNIT_DEG, width=width, height=height,
+                                  fail=lambda why, r=r: _fail(source, fmt, f"representation {r}: {why}"),
+                                  quality_codes=(254, 255))
         pos += size * n
         pos, ext = _skip_extended(data, pos, end, source, fmt, r)
         if pos != end:

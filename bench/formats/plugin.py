@@ -21,6 +21,9 @@ from bench.plugins import FailureToEnrol
 from bench.template import MINUTIAE_FORMAT, Template
 
 
+DEFAULT_XYT_CONVENTION = "nist"
+
+
 class TemplateFileExtractor:
     """Reads a template file (ISO/IEC 19794-2, ANSI INCITS 378, NBIS .xyt) as the template.
 
@@ -42,7 +45,7 @@ class TemplateFileExtractor:
         self,
         format: str | None = None,
         view: int = 0,
-        xyt_convention: str = "nist",
+        xyt_convention: str = DEFAULT_XYT_CONVENTION,
         width: int | None = None,
         height: int | None = None,
         dpi: float | None = None,
@@ -54,13 +57,20 @@ class TemplateFileExtractor:
         self.height = height
         self.dpi = dpi
 
-    def extract_file(self, path: str | Path, dpi: float) -> Template:
-        """The template held in ``path`` (``dpi``: the dataset's resolution, used for
-        ``.xyt`` files when no ``dpi`` parameter is given)."""
+    def extract_file(self, path: str | Path, dpi: float, *, width: int | None = None, height: int | None = None,
+                     xyt_convention: str | None = None) -> Template:
+        """The template held in ``path``. ``dpi``, ``width``, ``height`` and
+        ``xyt_convention`` are what the dataset says of its ``.xyt`` files (the runner
+        hands them over); this extractor's own parameters, when given, take precedence."""
         fmt = canonical_format(self.format) if self.format else None
+        convention = self.xyt_convention
+        if xyt_convention is not None and self.xyt_convention == DEFAULT_XYT_CONVENTION:
+            convention = xyt_convention
         try:
-            t = read_template(path, fmt, view=int(self.view), width=self.width, height=self.height,
-                              dpi=self.dpi, xyt_convention=self.xyt_convention)
+            t = read_template(path, fmt, view=int(self.view),
+                              width=self.width if self.width is not None else width,
+                              height=self.height if self.height is not None else height,
+                              dpi=self.dpi, xyt_convention=convention)
         except FormatError as exc:
             raise FailureToEnrol(str(exc)) from exc
         if t.extra.get("format") == "xyt" and self.dpi is None and dpi:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 
@@ -83,10 +83,14 @@ def ppcm_from_dpi(dpi: float) -> int:
     return int(np.floor(float(dpi) / CM_PER_INCH + 0.5))
 
 
-def quantise_positions(minutiae: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Whole-pixel x and y (halves up), clipped to the 14 bits the records hold."""
-    x = np.clip(np.floor(minutiae["x"].astype(np.float64) + 0.5), 0, MAX_COORDINATE).astype(np.int64)
-    y = np.clip(np.floor(minutiae["y"].astype(np.float64) + 0.5), 0, MAX_COORDINATE).astype(np.int64)
+def quantise_positions(minutiae: np.ndarray, width: int | None = None,
+                       height: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-pixel x and y (halves up), clipped to the 14 bits the records hold and,
+    when given, to the image (a minutia on its last half pixel stays inside it)."""
+    x_max = MAX_COORDINATE if width is None else min(MAX_COORDINATE, width - 1)
+    y_max = MAX_COORDINATE if height is None else min(MAX_COORDINATE, height - 1)
+    x = np.clip(np.floor(minutiae["x"].astype(np.float64) + 0.5), 0, x_max).astype(np.int64)
+    y = np.clip(np.floor(minutiae["y"].astype(np.float64) + 0.5), 0, y_max).astype(np.int64)
     return x, y
 
 
@@ -132,7 +136,7 @@ def check_view_fields(template: Template, *, finger_position: int, view_number: 
 def minutiae_bytes(template: Template, unit_deg: float, n_codes: int) -> bytes:
     """The 6-byte minutia records shared by ISO 19794-2:2005 and ANSI 378-2004."""
     m = template.minutiae
-    x, y = quantise_positions(m)
+    x, y = quantise_positions(m, template.width, template.height)
     rec = np.empty((m.size, 6), dtype=np.uint8)
     word1 = (type_codes(m) << 14) | x
     rec[:, 0] = word1 >> 8
@@ -176,17 +180,43 @@ def views_body(items: Sequence[FingerView], fmt: str, unit_deg: float, n_codes: 
     return bytes(body)
 
 
-def parse_minutiae(data: bytes, offset: int, count: int, size: int, unit_deg: float) -> np.ndarray:
-    """Columns (x, y, angle radians, type, quality) of ``count`` records of ``size`` bytes."""
+def parse_minutiae(data: bytes, offset: int, count: int, size: int, unit_deg: float, *,
+                   width: int, height: int, fail: Callable[[str], FormatError],
+                   quality_codes: tuple[int, ...] = ()) -> np.ndarray:
+    """Columns (x, y, angle radians, type, quality) of ``count`` records of ``size`` bytes.
+
+    What the standards forbid is refused through ``fail(why)``: the reserved type code 11,
+    the two reserved bits above y set, a quality above 100 (except ``quality_codes``, read
+    as 0: 254 "not reported" and 255 "failed" in ISO 2011), and a minutia outside the
+    image the record declares.
+    """
     raw = np.frombuffer(data, dtype=np.uint8, count=count * size, offset=offset).reshape(count, size)
     raw = raw.astype(np.int64)
     word1 = (raw[:, 0] << 8) | raw[:, 1]
     word2 = (raw[:, 2] << 8) | raw[:, 3]
     quality = raw[:, 5] if size >= 6 else np.zeros(count, dtype=np.int64)
+    x, y, kind = word1 & MAX_COORDINATE, word2 & MAX_COORDINATE, word1 >> 14
+
+    def first(mask: np.ndarray) -> int:
+        return int(np.flatnonzero(mask)[0]) + 1
+
+    if (kind == 0b11).any():
+        raise fail(f"minutia {first(kind == 0b11)}: the reserved type code 11")
+    if (word2 >> 14).any():
+        raise fail(f"minutia {first((word2 >> 14) != 0)}: reserved bits above its y coordinate are set")
+    bad_quality = (quality > 100) & ~np.isin(quality, quality_codes)
+    if bad_quality.any():
+        i = first(bad_quality)
+        raise fail(f"minutia {i}: quality {int(quality[i - 1])}, above 100")
+    outside = (x >= width) | (y >= height)
+    if outside.any():
+        i = first(outside)
+        raise fail(f"minutia {i} at x={int(x[i - 1])}, y={int(y[i - 1])} lies outside the declared "
+                   f"{width}x{height} image")
     return make_minutiae(
-        word1 & MAX_COORDINATE,
-        word2 & MAX_COORDINATE,
+        x,
+        y,
         np.radians(raw[:, 4] * unit_deg),
-        types_from_bits(word1 >> 14),
-        np.where(quality <= 100, quality, 0),  # 254/255 (ISO 2011): not reported / failed
+        types_from_bits(kind),
+        np.where(quality <= 100, quality, 0),
     )

@@ -25,6 +25,8 @@ from bench.formats.records import XYT, FormatError
 from bench.template import Template, make_minutiae
 
 CONVENTIONS = ("nist", "m1")
+#: Largest coordinate read (the binary records hold 14 bits; no scanner image is wider).
+MAX_COORDINATE = (1 << 14) - 1
 _TYPE_LETTERS = {"E": 1, "B": 2, "O": 0}
 
 
@@ -71,6 +73,12 @@ def parse(
             kind = _TYPE_LETTERS[parts[4].upper()]
         if not all(np.isfinite(v) for v in (x, y, theta, quality)):
             raise FormatError(f"{source}, line {n}: not finite: {line.strip()!r}")
+        if not (0 <= x <= MAX_COORDINATE and 0 <= y <= MAX_COORDINATE):
+            raise FormatError(f"{source}, line {n}: x={x:g}, y={y:g} is not a pixel position (0 to {MAX_COORDINATE})")
+        if not -360 <= theta <= 360:
+            raise FormatError(f"{source}, line {n}: theta={theta:g} is not an angle in degrees (0 to 359)")
+        if not 0 <= quality <= 100:
+            raise FormatError(f"{source}, line {n}: quality {quality:g} is outside 0-100")
         rows.append((x, y, theta, quality, kind))
     a = np.array([r[:4] for r in rows], dtype=np.float64).reshape(-1, 4)
     kinds = np.array([r[4] for r in rows], dtype=np.int64)
@@ -88,11 +96,23 @@ def parse(
             height, inferred = int(row.max()) + 1 if len(row) else 1, True
     if width is None:
         width, inferred = int(a[:, 0].max()) + 1 if len(a) else 1, True
+    _check_inside(a[:, 0], row, int(width), int(height), source)
     minutiae = make_minutiae(a[:, 0], row, np.radians(angle_deg), kinds, a[:, 3])
     extra = {"format": XYT, "xyt_convention": convention}
     if inferred:
         extra["size_inferred"] = True
     return Template(minutiae, int(width), int(height), float(dpi), extra=extra)
+
+
+def _check_inside(x: np.ndarray, row: np.ndarray, width: int, height: int, source: str) -> None:
+    """Refuse a minutia outside the image (one pixel of slack: NIST y runs from 1 to height)."""
+    if width <= 0 or height <= 0:
+        raise FormatError(f"{source}: image size {width}x{height} is not positive")
+    outside = (x > width) | (row < -1) | (row > height)
+    if outside.any():
+        i = int(np.flatnonzero(outside)[0])
+        raise FormatError(f"{source}: minutia {i + 1} (x={x[i]:g}, row {row[i]:g}) lies outside the "
+                          f"{width}x{height} image")
 
 
 def read(path: str | Path, **kwargs) -> Template:

@@ -6,6 +6,8 @@ Rates are written in percent in Markdown and HTML, and as fractions in CSV and J
 from __future__ import annotations
 
 import csv
+import html
+import re
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -111,9 +113,14 @@ def write_csv(summaries: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 
 
 # ------------------------------------------------------------------------ Markdown
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]|#])")
+
+
 def _md(text: Any) -> str:
-    """Table-cell safe text."""
-    return str(text).replace("|", "\\|").replace("\n", " ")
+    """Text from runs (file, sample and plugin names, parameters) made inert in Markdown:
+    HTML escaped as in the HTML report, Markdown marks and table bars backslashed, one line."""
+    text = html.escape(str(text).replace("\r", " ").replace("\n", " "), quote=False)
+    return _MD_SPECIAL.sub(r"\\\1", text)
 
 
 def markdown(groups: Sequence[dict[str, Any]], labels: dict[str, str], notes: Sequence[str],
@@ -176,9 +183,9 @@ def markdown(groups: Sequence[dict[str, Any]], labels: dict[str, str], notes: Se
                 continue
             imp, gen, note = worst
             lines.append(f"Worst errors of {_md(labels[s['run']])}: highest impostor scores "
-                         + ", ".join(f"{c.probe} vs {c.reference} ({c.score:g})" for c in imp)
+                         + ", ".join(f"{_md(c.probe)} vs {_md(c.reference)} ({c.score:g})" for c in imp)
                          + "; lowest genuine scores "
-                         + ", ".join(f"{c.probe} vs {c.reference} ({c.score:g})" for c in gen) + ".")
+                         + ", ".join(f"{_md(c.probe)} vs {_md(c.reference)} ({c.score:g})" for c in gen) + ".")
             if note:
                 lines.append(f"({_md(note)})")
             lines.append("")
@@ -193,7 +200,7 @@ def markdown(groups: Sequence[dict[str, Any]], labels: dict[str, str], notes: Se
                 commit += " (uncommitted changes)"
             lines.append(
                 f"- {_md(labels[s['run']])} on {_md(s['dataset'])} / {_md(s['protocol'])}: "
-                f"`{_md(s['run'])}`; dataset sha256 {str(p['dataset'].get('sha256'))[:16]}, "
+                f"{_md(s['run'])}; dataset sha256 {str(p['dataset'].get('sha256'))[:16]}, "
                 f"pairs sha256 {str(p['protocol'].get('pairs_sha256'))[:16]}; "
                 f"{_md(p['extractor']['name'])} {_md(p['extractor']['version'])} {_md(p['extractor']['params'])}, "
                 f"{_md(p['matcher']['name'])} {_md(p['matcher']['version'])} {_md(p['matcher']['params'])}; "

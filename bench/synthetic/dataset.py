@@ -140,7 +140,7 @@ def load_synthetic(info: DatasetInfo, root: Path, *, validate: str = "header", c
     )
     problems: list[Problem] = []
     present: set[tuple[int, int]] = set()
-    for path in list_files(root):
+    for path in list_files(root, problems=problems):
         if path.name == META_FILE:
             continue
         m = _NAME.match(path.name)

@@ -33,9 +33,12 @@ from bench.plugins import FailureToEnrol, accepts, get_params
 from bench.protocols import PairList
 from bench.store import (
     COMPARISON_OK, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, SCHEMA_VERSION, SCORE_FIELDS,
-    CsvLog, RunDir, RunDirError, one_line, write_json,
+    CsvLog, RunDir, RunDirError, atomic_write, one_line, unique_tmp, write_json,
 )
-from bench.template import Template
+from bench.template import Template, TemplateError
+from bench.template_cache import (
+    CACHED_FAILURES, TRANSIENT_EXCEPTIONS, CacheEntryError, is_cacheable, read_entry, sha256_bytes, write_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -203,14 +206,17 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
                 raise TypeError(f"extract() returned {type(tpl).__name__}, not a bench.template.Template")
         except FailureToEnrol as exc:
             rec.update(status="fte", error=f"{item['path']}: {exc}", seconds=time.perf_counter() - t0)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this item's failure only
             tb = traceback.extract_tb(exc.__traceback__)
             where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
             rec.update(status="error", error=f"{item['path']}: {type(exc).__name__}: {exc}{where}",
-                       seconds=time.perf_counter() - t0)
+                       seconds=time.perf_counter() - t0, transient=type(exc).__name__ in TRANSIENT_EXCEPTIONS)
         else:
-            Template.save(tpl, Path(item["cache"]))
-            rec.update(n_minutiae=len(tpl), template_bytes=tpl.size_bytes, seconds=seconds)
+            data = tpl.to_npz_bytes()
+            Path(item["cache"]).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(Path(item["cache"]), data)
+            rec.update(n_minutiae=len(tpl), template_bytes=tpl.size_bytes, seconds=seconds,
+                       template_sha256=sha256_bytes(data))
         out.append(rec)
     return out
 
@@ -226,42 +232,62 @@ def _setup_matcher(spec: PluginSpec) -> dict[str, Any]:
     return {"matcher": matcher, "templates": OrderedDict()}
 
 
-def _load_template(state: dict[str, Any], path: str) -> Template:
+def _load_template(state: dict[str, Any], path: str, sha256: str) -> Template:
+    """A cached template, checked against the SHA-256 its cache record holds."""
     cache: OrderedDict = state["templates"]
-    tpl = cache.get(path)
+    tpl = cache.get((path, sha256))
     if tpl is None:
-        tpl = Template.load(Path(path))
-        cache[path] = tpl
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise TemplateError(f"{path}: unreadable ({exc})") from exc
+        if sha256_bytes(data) != sha256:
+            raise TemplateError(f"{path}: template file changed since it was checked (SHA-256 differs)")
+        tpl = Template.from_npz_bytes(data, source=path)
+        cache[(path, sha256)] = tpl
         if len(cache) > 4096:
             cache.popitem(last=False)
     else:
-        cache.move_to_end(path)
+        cache.move_to_end((path, sha256))
     return tpl
 
 
 def _compare_items(state: dict[str, Any], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs in a worker: compare pairs that share one probe."""
     matcher = state["matcher"]
-    probe = _load_template(state, items[0]["probe_template"])
-    refs = [_load_template(state, it["reference_template"]) for it in items]
+    try:
+        probe = _load_template(state, items[0]["probe_template"], items[0]["probe_sha256"])
+    except TemplateError as exc:
+        return [{"score": "", "status": "failed", "error": one_line(str(exc)), "seconds": ""} for _ in items]
+    refs: list[Template | None] = []
+    load_errors: dict[int, str] = {}
+    for i, it in enumerate(items):
+        try:
+            refs.append(_load_template(state, it["reference_template"], it["reference_sha256"]))
+        except TemplateError as exc:
+            refs.append(None)
+            load_errors[i] = one_line(str(exc))
     many = getattr(matcher, "compare_many", None)
-    if callable(many) and len(items) > 1:
+    if callable(many) and len(items) > 1 and not load_errors:
         t0 = time.perf_counter()
         try:
             scores = np.asarray(many(probe, refs), dtype=np.float64).ravel()
             if scores.shape != (len(refs),):
                 raise ValueError(f"compare_many returned {scores.shape[0]} scores for {len(refs)} references")
-        except Exception:
+        except BaseException:
             pass  # fall back to one call per pair, so each failure is attributed
         else:
             per = (time.perf_counter() - t0) / len(items)
             return [_score_record(s, per) for s in scores]
     out = []
-    for ref in refs:
+    for i, ref in enumerate(refs):
+        if ref is None:
+            out.append({"score": "", "status": "failed", "error": load_errors[i], "seconds": ""})
+            continue
         t0 = time.perf_counter()
         try:
             s = float(matcher.compare(probe, ref))
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this pair's failure only
             out.append({"score": "", "status": "failed", "error": one_line(f"{type(exc).__name__}: {exc}"),
                         "seconds": time.perf_counter() - t0})
             continue
@@ -367,7 +393,8 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
     done = {r["sample"]: r for r in ext_log.rows()}
     if config.retry_failed:
         done = {k: v for k, v in done.items() if v["status"] == EXTRACTION_OK}
-    tdir = config.cache_dir / "templates" / extractor_key(ext_desc)  # see cached_template_path
+    key = extractor_key(ext_desc)
+    tdir = config.cache_dir / "templates" / key  # see cached_template_path
     tdir.mkdir(parents=True, exist_ok=True)
 
     def cache_paths(sid: str) -> tuple[Path, Path]:
@@ -379,29 +406,48 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
         return {"sample": sid, "subject": s.subject, "impression": s.impression,
                 "file": "" if s.path is None else str(s.path)}
 
+    template_sha: dict[str, str] = {}  # sample -> SHA-256 of its checked template file
+    reused_failures: dict[str, int] = defaultdict(int)
+    unusable: list[str] = []  # faults of cache entries that are recomputed
     todo: list[dict[str, Any]] = []
     immediate: list[dict[str, Any]] = []
     for sid in needed_ids:
-        if sid in done:
-            continue
         s = samples[sid]
+        if sid in done and (done[sid]["status"] != EXTRACTION_OK or sid not in digests):
+            continue
         if s.path is None or sid not in digests:
             immediate.append({**base_row(sid), "status": "missing",
                               "error": f"{s.path or sid}: file is missing from the dataset"})
             continue
         npz, rec = cache_paths(sid)
-        if rec.exists() and not config.force and not config.retry_failed:
+        if not config.force and (rec.exists() or sid in done):
             try:
-                cached = json.loads(rec.read_text())
-                if cached.get("status") != EXTRACTION_OK or npz.exists():
-                    immediate.append({**base_row(sid), **{k: cached.get(k, "") for k in
-                                      ("status", "error", "n_minutiae", "template_bytes", "seconds")}})
+                cached = read_entry(npz, rec, digests[sid], key)
+            except CacheEntryError as exc:
+                log.info("template cache entry of %s cannot be used: %s; extracting it again", sid, exc)
+                unusable.append(str(exc))
+            else:
+                if cached["status"] == EXTRACTION_OK:
+                    template_sha[sid] = cached["template_sha256"]
+                    if sid not in done:
+                        immediate.append({**base_row(sid), **{k: cached.get(k, "") for k in EXTRACTION_FIELDS[4:]}})
                     continue
-            except (OSError, json.JSONDecodeError):
-                pass
+                if not config.retry_failed and sid not in done:
+                    reused_failures[cached["status"]] += 1
+                    immediate.append({**base_row(sid), **{k: cached.get(k, "") for k in EXTRACTION_FIELDS[4:]}})
+                    continue
         todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi, "template": bool(s.attributes.get("template")),
                      "expected_size": dataset.info.image_size, "cache": str(npz)})
     ext_log.append(immediate)
+    if unusable:
+        log.warning("%d template cache entries cannot be used and are extracted again: %s%s", len(unusable),
+                    "; ".join(unusable[:3]), " ..." if len(unusable) > 3 else "")
+    if reused_failures:
+        log.warning("%d failures to enrol reused from the template cache %s (%s); they are cached because "
+                    "the extractor gives them every time (%s); --retry-failed recomputes them",
+                    sum(reused_failures.values()), tdir,
+                    ", ".join(f"{k}: {v}" for k, v in sorted(reused_failures.items())),
+                    "; ".join(f"{k}: {CACHED_FAILURES[k]}" for k in sorted(reused_failures)))
 
     t_ext = time.perf_counter()
     if todo:
@@ -419,26 +465,43 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
                     rec = result[0]
                     rec["error"] = one_line(rec["error"])
                 _, rec_path = cache_paths(item["sid"])
-                if rec["status"] in (EXTRACTION_OK, "fte", "unreadable", "error"):
-                    # deterministic outcomes are cached; crashes and timeouts are retried next time
-                    tmp = rec_path.with_suffix(".json.tmp")
-                    tmp.write_text(json.dumps(rec))
-                    tmp.replace(rec_path)
+                if is_cacheable(rec):
+                    # outcomes the extractor gives every time are cached; crashes, timeouts and
+                    # transient errors (MemoryError) are retried next time
+                    write_record(rec_path, rec, digests[item["sid"]], key)
+                else:
+                    rec_path.unlink(missing_ok=True)
+                if rec["status"] == EXTRACTION_OK:
+                    template_sha[item["sid"]] = rec["template_sha256"]
                 ext_log.append([{**base_row(item["sid"]), **rec}])
                 if rec["status"] != EXTRACTION_OK:
-                    log.warning("failure to enrol %s: %s", item["sid"], rec["error"])
+                    log.warning("failure to enrol %s: %s%s", item["sid"], rec["error"],
+                                "" if is_cacheable(rec) else " (not cached: retried on the next run)")
                 bar.update(1)
     ext_seconds = time.perf_counter() - t_ext
 
     ext_rows = {r["sample"]: r for r in ext_log.rows()}
-    enrolled = {sid for sid, r in ext_rows.items() if r["status"] == EXTRACTION_OK}
+    enrolled = {sid for sid, r in ext_rows.items() if r["status"] == EXTRACTION_OK and sid in template_sha}
+    # every stored comparison that used a template extracted again now is stale
+    extracted_now = {it["sid"] for it in todo}
 
     # ---------------------------------------------------------------- comparison
     score_log = CsvLog(run.scores, SCORE_FIELDS)
-    done_pairs = {(r["probe"], r["reference"]) for r in score_log.rows()
-                  if not (config.retry_failed and r["status"] not in (COMPARISON_OK, ENROL_FAILED))}
-    if config.retry_failed:
-        _rewrite_without_failures(score_log)
+
+    def keep(r: dict[str, str]) -> bool:
+        if r["probe"] in extracted_now or r["reference"] in extracted_now:
+            return False
+        return not (config.retry_failed and r["status"] not in (COMPARISON_OK, ENROL_FAILED))
+
+    stored = score_log.rows()
+    kept = [r for r in stored if keep(r)]
+    if len(kept) < len(stored):
+        n_stale = sum(r["probe"] in extracted_now or r["reference"] in extracted_now for r in stored)
+        if n_stale:
+            log.info("%d stored comparisons used templates extracted again in this session: recomputing them",
+                     n_stale)
+        _rewrite_log(score_log, kept)
+    done_pairs = {(r["probe"], r["reference"]) for r in kept}
 
     def pair_row(p) -> dict[str, Any]:
         return {"probe": p.probe, "reference": p.reference, "probe_subject": samples[p.probe].subject,
@@ -463,7 +526,8 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             chunk = plist[i : i + config.chunk_size]
             tasks.append(Task((probe_id, i), [
                 {"pair": (p.probe, p.reference), "probe_template": str(cache_paths(p.probe)[0]),
-                 "reference_template": str(cache_paths(p.reference)[0])} for p in chunk]))
+                 "probe_sha256": template_sha[p.probe], "reference_template": str(cache_paths(p.reference)[0]),
+                 "reference_sha256": template_sha[p.reference]} for p in chunk]))
     pair_by_key = {(p.probe, p.reference): p for plist in by_probe.values() for p in plist}
     n_todo = sum(len(t.items) for t in tasks)
     t_cmp = time.perf_counter()
@@ -494,10 +558,12 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
     return RunSummary(run.path, len(todo), n_todo, time.perf_counter() - t_start, metrics)
 
 
-def _rewrite_without_failures(log_: CsvLog) -> None:
-    keep = [r for r in log_.rows() if r["status"] in (COMPARISON_OK, ENROL_FAILED)]
-    tmp = log_.path.with_name(log_.path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fresh = CsvLog(tmp, log_.fields)
-    fresh.append(keep)
-    tmp.replace(log_.path)
+def _rewrite_log(log_: CsvLog, keep: list[dict[str, str]]) -> None:
+    """Replace a record table by the rows ``keep`` (atomically)."""
+    tmp = unique_tmp(log_.path)
+    try:
+        fresh = CsvLog(tmp, log_.fields)
+        fresh.append(keep)
+        tmp.replace(log_.path)
+    finally:
+        tmp.unlink(missing_ok=True)

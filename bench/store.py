@@ -20,6 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -47,11 +48,28 @@ class RunDirError(Exception):
     """A run directory is missing, incomplete or inconsistent."""
 
 
-def write_json(path: Path, data: Any) -> None:
+def unique_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other writer (process or thread) uses."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
+    return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Replace ``path`` with ``data`` in one step: readers see the old or the new file, whole."""
+    path = Path(path)
+    tmp = unique_tmp(path)
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(Path(path), json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any:

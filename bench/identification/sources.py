@@ -17,7 +17,6 @@ template is marked as failed and the metrics count it.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -37,7 +36,8 @@ from bench.isolation import IsolatedPool, Task, TaskFailure
 from bench.protocols import ProtocolError
 from bench.runner import PluginSpec, _extract_items, _setup_extractor, extractor_key
 from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, CsvLog, one_line
-from bench.template import Template
+from bench.template import Template, TemplateError
+from bench.template_cache import CacheEntryError, is_cacheable, read_entry, sha256_bytes, write_record
 
 log = logging.getLogger(__name__)
 
@@ -153,7 +153,7 @@ class TemplateSources:
         def record(sid: str, rec: dict[str, Any]) -> None:
             npz = tdir / f"{self._digest(sid)}.npz"
             if rec.get("status") == EXTRACTION_OK:
-                out[sid] = (CACHED, str(npz))
+                out[sid] = (CACHED, str(npz), rec["template_sha256"])
             else:
                 out[sid] = (FAILED, str(rec.get("status")), one_line(str(rec.get("error", ""))))
             if sid not in logged:
@@ -163,12 +163,12 @@ class TemplateSources:
             npz, rec_path = tdir / f"{self._digest(sid)}.npz", tdir / f"{self._digest(sid)}.json"
             if rec_path.exists():
                 try:
-                    cached = json.loads(rec_path.read_text())
-                    if cached.get("status") != EXTRACTION_OK or npz.exists():
-                        record(sid, cached)
-                        continue
-                except (OSError, json.JSONDecodeError):
-                    pass
+                    cached = read_entry(npz, rec_path, self._digest(sid), extractor_key(desc))
+                except CacheEntryError as exc:
+                    log.warning("template cache entry of %s cannot be used: %s; extracting it again", sid, exc)
+                else:
+                    record(sid, cached)
+                    continue
             s = samples[sid]
             todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi,
                          "expected_size": self.dataset.info.image_size, "cache": str(npz)})
@@ -186,11 +186,9 @@ class TemplateSources:
                     else:
                         rec = result[0]
                         rec["error"] = one_line(rec["error"])
-                    if rec["status"] in (EXTRACTION_OK, "fte", "unreadable", "error"):
+                    if is_cacheable(rec):
                         rec_path = tdir / f"{self._digest(item['sid'])}.json"
-                        tmp = rec_path.with_suffix(".json.tmp")
-                        tmp.write_text(json.dumps(rec))
-                        tmp.replace(rec_path)
+                        write_record(rec_path, rec, self._digest(item["sid"]), extractor_key(desc))
                     record(item["sid"], rec)
                     bar.update(1)
         if ext_log is not None:
@@ -209,7 +207,10 @@ def _make_templates(ids: Sequence[str], locators: Sequence[tuple], model: dict[s
             out[k] = t
     for k, loc in enumerate(locators):
         if loc[0] == CACHED:
-            out[k] = Template.load(Path(loc[1]))
+            data = Path(loc[1]).read_bytes()
+            if sha256_bytes(data) != loc[2]:
+                raise TemplateError(f"{loc[1]}: template file changed since it was checked (SHA-256 differs)")
+            out[k] = Template.from_npz_bytes(data, source=str(loc[1]))
     return out
 
 

@@ -1,0 +1,149 @@
+"""Nothing silently wrong: damaged caches, tampered records and misbehaving plugins.
+
+Each test damages one thing that a run depends on and checks that the run then gives the
+same numbers as an undamaged run, or refuses with an error naming the file and the fault.
+The datasets are tiny synthetic image folders, so these tests need no real data.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pandas as pd
+import pytest
+
+from bench import protocols
+from bench.datasets.base import Dataset, DatasetInfo, Sample
+from bench.evaluate import evaluate_run
+from bench.runner import PluginSpec, RunConfig, extractor_key, run_benchmark
+from bench.store import RunDirError
+from conftest import dummy
+
+INFO = DatasetInfo("toy", "toy set", "none", 500, None, None, None, "test", "", "", ("fvc",))
+
+
+def make_images(root: Path, subjects: int = 4, impressions: int = 3, seed: int = 0) -> Path:
+    """Images where impressions of one subject share a dark-cell pattern (genuine pairs score high)."""
+    rng = np.random.default_rng(seed)
+    root.mkdir(parents=True, exist_ok=True)
+    for s in range(subjects):
+        base = rng.uniform(60, 200, (12, 12))
+        for i in range(impressions):
+            cells = base + rng.normal(0, 12, base.shape)
+            img = np.kron(cells, np.ones((8, 8))).clip(0, 255).astype(np.uint8)
+            cv2.imwrite(str(root / f"{101 + s}_{i + 1}.png"), img)
+    return root
+
+
+def toy_dataset(root: Path) -> Dataset:
+    samples = []
+    for path in sorted(root.glob("*.png")):
+        subject, impression = path.stem.split("_")
+        samples.append(Sample(path.stem, subject, int(impression), path, 500))
+    return Dataset(INFO, root, samples)
+
+
+def config(tmp_path: Path, extractor="ToyExtractor", matcher="ToyMatcher", **kw) -> RunConfig:
+    return RunConfig(
+        extractor=PluginSpec("extractor", extractor, dummy(extractor),
+                             kw.pop("extractor_params", {"cell": 8, "keep": 12})),
+        matcher=PluginSpec("matcher", matcher, dummy(matcher), kw.pop("matcher_params", {})),
+        out=kw.pop("out", tmp_path / "run"), cache_dir=kw.pop("cache_dir", tmp_path / "cache"),
+        jobs=kw.pop("jobs", 1), progress=False, **kw,
+    )
+
+
+@pytest.fixture
+def toy(tmp_path) -> Dataset:
+    return toy_dataset(make_images(tmp_path / "images"))
+
+
+def sorted_scores(run_dir: Path) -> pd.DataFrame:
+    df = pd.read_csv(run_dir / "scores.csv")
+    return df.sort_values(["probe", "reference"]).reset_index(drop=True)[
+        ["probe", "reference", "score", "status"]]
+
+
+def template_dir(cfg: RunConfig, run_dir: Path) -> Path:
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    return cfg.cache_dir / "templates" / extractor_key(manifest["extractor"])
+
+
+def cache_files(cfg: RunConfig, run_dir: Path, sample: str) -> tuple[Path, Path]:
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    digest = manifest["dataset"]["files_sha256"][sample]
+    tdir = template_dir(cfg, run_dir)
+    return tdir / f"{digest}.npz", tdir / f"{digest}.json"
+
+
+# ------------------------------------------------------------------ 1, 2: the template cache
+@pytest.mark.parametrize("damage", ["random", "truncated", "empty"])
+def test_damaged_cached_template_is_detected_and_recomputed(toy, tmp_path, damage, caplog):
+    pairs = protocols.all_pairs(toy)
+    first = run_benchmark(toy, pairs, config(tmp_path))
+    cfg = config(tmp_path, matcher="BatchToyMatcher", out=tmp_path / "run2")
+    npz, _ = cache_files(cfg, first.run_dir, "102_1")
+    data = npz.read_bytes()
+    npz.write_bytes({"random": np.random.default_rng(1).bytes(len(data)), "truncated": data[: len(data) // 2],
+                     "empty": b""}[damage])
+    with caplog.at_level(logging.INFO):
+        second = run_benchmark(toy, pairs, cfg)  # another matcher: reuses the cache
+    assert second.n_extracted == 1
+    assert "damaged or replaced" in caplog.text and npz.name in caplog.text
+    assert sorted_scores(second.run_dir).equals(sorted_scores(first.run_dir))
+    assert npz.read_bytes() == data  # recomputed, so later runs use it again
+
+    npz.write_bytes(b"")  # damaged after a complete run: resuming it recomputes the template
+    again = run_benchmark(toy, pairs, cfg)
+    assert again.n_extracted == 1 and (sorted_scores(again.run_dir)["status"] == "ok").all()
+    assert again.metrics["accuracy"] == first.metrics["accuracy"]
+
+
+def test_edited_or_foreign_cache_entries_are_not_used(toy, tmp_path, caplog):
+    pairs = protocols.fvc(toy)
+    cfg = config(tmp_path)
+    clean = run_benchmark(toy, pairs, cfg)
+    npz_a, rec_a = cache_files(cfg, clean.run_dir, "101_1")
+    npz_b, rec_b = cache_files(cfg, clean.run_dir, "103_2")
+    npz_c, rec_c = cache_files(cfg, clean.run_dir, "104_1")
+    npz_d, rec_d = cache_files(cfg, clean.run_dir, "101_2")
+    # a record edited to another status
+    rec = json.loads(rec_a.read_text())
+    rec["status"] = "fte"
+    rec_a.write_text(json.dumps(rec))
+    # another image's template copied over one
+    shutil.copy(npz_a, npz_b)
+    # another image's whole entry (template and record) copied over one
+    shutil.copy(npz_d, npz_c)
+    shutil.copy(rec_d, rec_c)
+    shutil.rmtree(clean.run_dir)
+    with caplog.at_level(logging.INFO):
+        again = run_benchmark(toy, pairs, cfg)
+    assert again.n_extracted == 3
+    text = caplog.text
+    assert "checksum does not match" in text and rec_a.name in text
+    assert "damaged or replaced" in text and npz_b.name in text
+    assert "made from another image" in text and rec_c.name in text
+    assert again.metrics["accuracy"] == clean.metrics["accuracy"]
+    assert again.metrics["enrolment"]["rej_enroll"] == 0
+
+
+def test_cache_entries_of_an_older_format_are_recomputed(toy, tmp_path, caplog):
+    pairs = protocols.fvc(toy)
+    cfg = config(tmp_path)
+    clean = run_benchmark(toy, pairs, cfg)
+    tdir = template_dir(cfg, clean.run_dir)
+    for rec in tdir.glob("*.json"):  # the record layout of format 1: no provenance, no checksums
+        old = json.loads(rec.read_text())
+        rec.write_text(json.dumps({k: old[k] for k in ("status", "error", "n_minutiae", "template_bytes", "seconds")}))
+    shutil.rmtree(clean.run_dir)
+    with caplog.at_level(logging.WARNING):
+        again = run_benchmark(toy, pairs, cfg)
+    assert again.n_extracted == 12
+    assert "12 template cache entries cannot be used" in caplog.text and "cache format None" in caplog.text
+    assert again.metrics["accuracy"] == clean.metrics["accuracy"]

@@ -86,3 +86,17 @@ class CrashingMatcher(ToyMatcher):
         if reference.width == self.crash_width:
             os.kill(os.getpid(), signal.SIGSEGV)
         return super().compare(probe, reference)
+
+
+class FlakyExtractor(ToyExtractor):
+    """Fails on images whose first pixel is even while the file ``fail_while`` exists (a transient fault)."""
+
+    def __init__(self, cell: int = 16, keep: int = 20, fail_while: str = "", error: str = "RuntimeError"):
+        super().__init__(cell, keep)
+        self.fail_while = fail_while
+        self.error = error
+
+    def extract(self, image: np.ndarray, dpi: float) -> Template:
+        if self.fail_while and os.path.exists(self.fail_while) and int(image.flat[0]) % 2 == 0:
+            raise {"RuntimeError": RuntimeError, "MemoryError": MemoryError}[self.error]("transient failure")
+        return super().extract(image, dpi)

@@ -147,3 +147,48 @@ def test_cache_entries_of_an_older_format_are_recomputed(toy, tmp_path, caplog):
     assert again.n_extracted == 12
     assert "12 template cache entries cannot be used" in caplog.text and "cache format None" in caplog.text
     assert again.metrics["accuracy"] == clean.metrics["accuracy"]
+
+
+# ------------------------------------------------------------------ 5: --retry-failed
+def flaky(tmp_path: Path, error: str, **kw) -> RunConfig:
+    params = {"cell": 8, "keep": 12, "fail_while": str(tmp_path / "fail"), "error": error}
+    return config(tmp_path, extractor="FlakyExtractor", extractor_params=params, **kw)
+
+
+def test_retry_failed_recomputes_every_comparison_of_a_retried_template(toy, tmp_path):
+    pairs = protocols.all_pairs(toy)
+    (tmp_path / "fail").touch()
+    broken = run_benchmark(toy, pairs, flaky(tmp_path, "RuntimeError"))
+    n_failed = broken.metrics["enrolment"]["rej_enroll"]
+    assert 0 < n_failed < 12
+    (tmp_path / "fail").unlink()
+    retried = run_benchmark(toy, pairs, flaky(tmp_path, "RuntimeError", retry_failed=True))
+    assert retried.n_extracted == n_failed
+    fresh = run_benchmark(toy, pairs, flaky(tmp_path, "RuntimeError", out=tmp_path / "fresh",
+                                            cache_dir=tmp_path / "cache2"))
+    assert fresh.metrics["enrolment"]["rej_enroll"] == retried.metrics["enrolment"]["rej_enroll"] == 0
+    assert sorted_scores(retried.run_dir).equals(sorted_scores(fresh.run_dir))
+    assert retried.metrics["accuracy"] == fresh.metrics["accuracy"]
+    assert evaluate_run(retried.run_dir, write=False)["accuracy"] == fresh.metrics["accuracy"]
+
+
+def test_which_failures_are_cached_and_why(toy, tmp_path, caplog):
+    pairs = protocols.fvc(toy)
+    (tmp_path / "fail").touch()
+    with caplog.at_level(logging.WARNING):
+        oom = run_benchmark(toy, pairs, flaky(tmp_path, "MemoryError"))
+        n_oom = oom.metrics["enrolment"]["rej_enroll"]
+        assert n_oom > 0 and "MemoryError" in caplog.text and "not cached" in caplog.text
+        err = run_benchmark(toy, pairs, flaky(tmp_path, "RuntimeError", out=tmp_path / "err"))
+    n_err = err.metrics["enrolment"]["rej_enroll"]
+    (tmp_path / "fail").unlink()
+    caplog.clear()
+    with caplog.at_level(logging.WARNING):
+        # a MemoryError says nothing about the image: a later run (another folder) tries again
+        oom2 = run_benchmark(toy, pairs, flaky(tmp_path, "MemoryError", out=tmp_path / "oom2"))
+        assert oom2.n_extracted == n_oom and oom2.metrics["enrolment"]["rej_enroll"] == 0
+        # an exception the extractor raises is cached, and the run says so
+        err2 = run_benchmark(toy, pairs, flaky(tmp_path, "RuntimeError", out=tmp_path / "err2"))
+    assert err2.n_extracted == 0 and err2.metrics["enrolment"]["rej_enroll"] == n_err
+    assert f"{n_err} failures to enrol reused from the template cache" in caplog.text
+    assert "--retry-failed recomputes them" in caplog.text

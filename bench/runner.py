@@ -32,7 +32,8 @@ from bench.isolation import IsolatedPool, Task, TaskFailure
 from bench.plugins import FailureToEnrol, accepts, get_params
 from bench.protocols import PairList
 from bench.store import (
-    COMPARISON_OK, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, SCHEMA_VERSION, SCORE_FIELDS,
+    COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
+    SCHEMA_VERSION, SCORE_FIELDS,
     CsvLog, RunDir, RunDirError, atomic_write, one_line, unique_tmp, write_json,
 )
 from bench.template import Template, TemplateError
@@ -390,7 +391,7 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
 
     # ---------------------------------------------------------------- extraction
     ext_log = CsvLog(run.extractions, EXTRACTION_FIELDS)
-    done = {r["sample"]: r for r in ext_log.rows()}
+    done = {r["sample"]: r for r in _sound_rows(ext_log, EXTRACTION_STATUSES)}
     if config.retry_failed:
         done = {k: v for k, v in done.items() if v["status"] == EXTRACTION_OK}
     key = extractor_key(ext_desc)
@@ -493,7 +494,7 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             return False
         return not (config.retry_failed and r["status"] not in (COMPARISON_OK, ENROL_FAILED))
 
-    stored = score_log.rows()
+    stored = _sound_rows(score_log, COMPARISON_STATUSES)
     kept = [r for r in stored if keep(r)]
     if len(kept) < len(stored):
         n_stale = sum(r["probe"] in extracted_now or r["reference"] in extracted_now for r in stored)
@@ -556,6 +557,36 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
                                 "extracted": len(todo), "compared": n_todo}
     write_json(run.manifest, manifest)
     return RunSummary(run.path, len(todo), n_todo, time.perf_counter() - t_start, metrics)
+
+
+def _row_fault(row: dict[str, Any], fields: list[str], statuses: tuple[str, ...]) -> str | None:
+    """What is wrong with one stored row, or None; a row of scores.csv also needs a finite ok score."""
+    if None in row or any(row.get(k) is None for k in fields):
+        return "wrong number of fields (a truncated or damaged row)"
+    if row["status"] not in statuses:
+        return f"unknown status {row['status']!r}"
+    if "score" in row and row["status"] == COMPARISON_OK:
+        try:
+            ok = np.isfinite(float(row["score"]))
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"score {row['score']!r} of a comparison with status ok is not a finite number"
+    return None
+
+
+def _sound_rows(log_: CsvLog, statuses: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a record table; damaged rows are dropped from the file (and so recomputed)."""
+    rows = log_.rows()
+    faults = [(i + 2, f) for i, r in enumerate(rows) if (f := _row_fault(r, log_.fields, statuses))]
+    if not faults:
+        return rows
+    bad = {line - 2 for line, _ in faults}
+    kept = [r for i, r in enumerate(rows) if i not in bad]
+    log.warning("%s: %d damaged rows are dropped and recomputed (first: line %d: %s)",
+                log_.path, len(faults), faults[0][0], faults[0][1])
+    _rewrite_log(log_, kept)
+    return kept
 
 
 def _rewrite_log(log_: CsvLog, keep: list[dict[str, str]]) -> None:

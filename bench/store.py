@@ -43,6 +43,11 @@ EXTRACTION_OK = "ok"
 COMPARISON_OK = "ok"
 ENROL_FAILED = "enrol_failed"
 
+#: Every status the runner writes into extractions.csv and scores.csv.
+EXTRACTION_STATUSES = (EXTRACTION_OK, "fte", "unreadable", "error", "missing", "timeout", "crash")
+COMPARISON_STATUSES = (COMPARISON_OK, ENROL_FAILED, "failed", "timeout", "crash")
+PAIR_FIELDS = ["probe", "reference", "genuine"]
+
 
 class RunDirError(Exception):
     """A run directory is missing, incomplete or inconsistent."""

@@ -19,6 +19,7 @@ import pytest
 
 from bench import protocols
 from bench.datasets.base import Dataset, DatasetInfo, Sample
+from bench.cli import main
 from bench.evaluate import evaluate_run
 from bench.runner import PluginSpec, RunConfig, extractor_key, run_benchmark
 from bench.store import RunDirError
@@ -192,3 +193,124 @@ def test_which_failures_are_cached_and_why(toy, tmp_path, caplog):
     assert err2.n_extracted == 0 and err2.metrics["enrolment"]["rej_enroll"] == n_err
     assert f"{n_err} failures to enrol reused from the template cache" in caplog.text
     assert "--retry-failed recomputes them" in caplog.text
+
+
+# ------------------------------------------------------------------ 3, 4: reading a run's records
+@pytest.fixture(scope="module")
+def base_run(tmp_path_factory):
+    """One complete run on the toy set (all pairs), made once for the tests that damage a copy."""
+    root = tmp_path_factory.mktemp("base")
+    ds = toy_dataset(make_images(root / "images"))
+    pairs = protocols.all_pairs(ds)
+    return ds, pairs, run_benchmark(ds, pairs, config(root)), root
+
+
+@pytest.fixture
+def finished(base_run, tmp_path):
+    """A copy of the base run, with a configuration that resumes the copy."""
+    ds, pairs, summary, root = base_run
+    shutil.copytree(summary.run_dir, tmp_path / "run")
+    cfg = config(root, out=tmp_path / "run")
+    copy = type(summary)(tmp_path / "run", summary.n_extracted, summary.n_compared, summary.seconds, summary.metrics)
+    return copy, cfg, pairs
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text().splitlines(keepends=True)
+
+
+def test_truncated_last_row_is_refused_by_metrics_and_recomputed_by_a_resumed_run(finished, caplog):
+    summary, cfg, pairs = finished
+    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    scores = summary.run_dir / "scores.csv"
+    lines = _lines(scores)
+    cut = lines[-1].split(",")
+    scores.write_text("".join(lines[:-1]) + ",".join(cut[:6]) + "\n")  # cut after the score, newline kept
+    with pytest.raises(RunDirError, match=rf"scores.csv, line {len(lines)}: 6 fields where the header has 9"):
+        evaluate_run(summary.run_dir)
+    with caplog.at_level(logging.WARNING):
+        resumed = run_benchmark(toy, pairs, cfg)
+    assert resumed.n_compared == 1 and "1 damaged rows are dropped and recomputed" in caplog.text
+    assert resumed.metrics["accuracy"] == summary.metrics["accuracy"]
+
+
+@pytest.mark.parametrize("bad_score", ["abc", "inf", "1e400", "nan", ""])
+def test_a_non_numeric_ok_score_is_refused_with_file_and_line(finished, bad_score):
+    summary, cfg, pairs = finished
+    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    scores = summary.run_dir / "scores.csv"
+    df = pd.read_csv(scores, dtype=str, keep_default_na=False)
+    row = int(np.flatnonzero(df["status"] == "ok")[3])
+    df.loc[row, "score"] = bad_score
+    df.to_csv(scores, index=False)
+    with pytest.raises(RunDirError, match=rf"scores.csv, line {row + 2}: 1 rows with status 'ok' have no numeric"):
+        evaluate_run(summary.run_dir)
+    assert main(["metrics", str(summary.run_dir)]) == 1
+    resumed = run_benchmark(toy, pairs, cfg)  # a resumed run recomputes that comparison
+    assert resumed.n_compared == 1 and resumed.metrics["accuracy"] == summary.metrics["accuracy"]
+
+
+def _rename_column(path: Path) -> None:
+    lines = _lines(path)
+    path.write_text(lines[0].replace("score", "similarity") + "".join(lines[1:]))
+
+
+def _duplicate_row(path: Path) -> None:
+    lines = _lines(path)
+    path.write_text("".join(lines) + lines[5])
+
+
+def _set_status(path: Path, status: str) -> None:
+    df = pd.read_csv(path, dtype=str, keep_default_na=False)
+    df.loc[2, "status"] = status
+    df.to_csv(path, index=False)
+
+
+def _drop_pair_everywhere(run_dir: Path) -> None:
+    for name in ("pairs.csv", "scores.csv"):
+        df = pd.read_csv(run_dir / name, dtype=str, keep_default_na=False)
+        df = df[~((df["probe"] == "102_2") & (df["reference"] == "101_1"))]
+        df.to_csv(run_dir / name, index=False)
+
+
+def _relabel_pair_everywhere(run_dir: Path) -> None:
+    for name in ("pairs.csv", "scores.csv"):
+        df = pd.read_csv(run_dir / name, dtype=str, keep_default_na=False)
+        i = df.index[df["genuine"] == "1"][0]
+        df.loc[i, "genuine"] = "0"
+        if name == "scores.csv":
+            df.loc[i, "reference_subject"] = "other"
+        df.to_csv(run_dir / name, index=False)
+
+
+TAMPERED = {
+    "renamed column": (lambda r: _rename_column(r / "scores.csv"), r"scores.csv: columns .* expected"),
+    "empty scores": (lambda r: (r / "scores.csv").write_text(""), r"scores.csv: empty file"),
+    "empty pairs": (lambda r: (r / "pairs.csv").write_text(""), r"pairs.csv: empty file"),
+    "empty extractions": (lambda r: (r / "extractions.csv").write_text(""), r"extractions.csv: empty file"),
+    "duplicate row": (lambda r: _duplicate_row(r / "scores.csv"), r"scores.csv: 2 rows repeat a pair .* lines \[6, \d+\]"),
+    "unknown status": (lambda r: _set_status(r / "scores.csv", "okish"), r"scores.csv, line 4: unknown status \['okish'\]"),
+    "unknown extraction status": (lambda r: _set_status(r / "extractions.csv", "fine"),
+                                  r"extractions.csv, line 4: unknown status \['fine'\]"),
+    "pair dropped from both tables": (_drop_pair_everywhere, r"pairs.csv: its SHA-256 differs from the pairs_sha256"),
+    "pair relabelled in both tables": (_relabel_pair_everywhere, r"pairs.csv: its SHA-256 differs"),
+    "file digest edited": (lambda r: _edit_manifest(r, lambda m: m["dataset"]["files_sha256"].update({"101_1": "0" * 64})),
+                           r"manifest.json: dataset.sha256 is not the digest of dataset.files_sha256"),
+}
+
+
+def _edit_manifest(run_dir: Path, edit) -> None:
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    edit(manifest)
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+
+
+@pytest.mark.parametrize("case", sorted(TAMPERED))
+def test_metrics_on_a_tampered_run_names_the_file_and_the_fault(finished, case, caplog):
+    summary, _, _ = finished
+    damage, message = TAMPERED[case]
+    damage(summary.run_dir)
+    with pytest.raises(RunDirError, match=message):
+        evaluate_run(summary.run_dir)
+    assert main(["metrics", str(summary.run_dir)]) == 1
+    assert str(summary.run_dir) in caplog.text

@@ -34,7 +34,7 @@ from bench.protocols import PairList
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
     SCHEMA_VERSION, SCORE_FIELDS,
-    CsvLog, RunDir, RunDirError, atomic_write, one_line, unique_tmp, write_json,
+    CsvLog, RunDir, RunDirError, atomic_write, claim, one_line, unique_tmp, write_json,
 )
 from bench.template import Template, TemplateError
 from bench.template_cache import (
@@ -322,7 +322,16 @@ def _progress(total: int, desc: str, enabled: bool | None):
 
 
 def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSummary:
-    """Run (or resume) one benchmark into ``config.out`` and return its summary."""
+    """Run (or resume) one benchmark into ``config.out`` and return its summary.
+
+    The run folder is locked while the run writes there (a second run on it is refused),
+    and a folder that is not FingerBench's own is refused before anything is written.
+    """
+    with claim(config.out):
+        return _run_benchmark(dataset, pairs, config)
+
+
+def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSummary:
     t_start = time.perf_counter()
     extractor = config.extractor.build()
     matcher = config.matcher.build()
@@ -364,8 +373,7 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             )
         log.info("resuming the run in %s", run.path)
     elif run.path.exists() and config.force:
-        for p in (run.extractions, run.scores, run.metrics, run.manifest):
-            p.unlink(missing_ok=True)
+        run.remove_own_files()
     run.path.mkdir(parents=True, exist_ok=True)
 
     manifest = {

@@ -314,3 +314,77 @@ def test_metrics_on_a_tampered_run_names_the_file_and_the_fault(finished, case, 
         evaluate_run(summary.run_dir)
     assert main(["metrics", str(summary.run_dir)]) == 1
     assert str(summary.run_dir) in caplog.text
+
+
+# ------------------------------------------------------------------ 8: one writer per folder and per file
+def test_a_run_folder_is_locked_while_a_run_writes_there(finished, tmp_path):
+    import subprocess
+    import sys
+
+    summary, cfg, pairs = finished
+    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    before = (summary.run_dir / "scores.csv").read_bytes()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys, time\nfrom bench.store import RunDir\n"
+                               "with RunDir(sys.argv[1]).lock():\n    print('locked', flush=True)\n    time.sleep(60)",
+         str(summary.run_dir)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "locked"
+        with pytest.raises(RunDirError, match=rf"{summary.run_dir}: another FingerBench run is writing to this "
+                                              rf"folder \(pid {holder.pid} since"):
+            run_benchmark(toy, pairs, config(cfg.cache_dir.parent, out=summary.run_dir, force=True))
+    finally:
+        holder.kill()
+        holder.wait()
+    assert (summary.run_dir / "scores.csv").read_bytes() == before
+    assert run_benchmark(toy, pairs, cfg).n_compared == 0  # the lock died with its holder
+
+
+def test_concurrent_writers_of_one_file_never_collide(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from bench.template import Template, make_minutiae
+
+    target = tmp_path / "entry.npz"
+    templates = [Template(make_minutiae(np.arange(i + 1), np.arange(i + 1), np.zeros(i + 1)), 64, 64, 500)
+                 for i in range(8)]
+
+    def write(i: int) -> None:
+        for _ in range(40):
+            templates[i].save(target)
+
+    with ThreadPoolExecutor(8) as pool:
+        list(pool.map(write, range(8)))  # raises if one writer's temporary file was taken by another
+    assert target.read_bytes() in [t.to_npz_bytes() for t in templates]
+    assert [p.name for p in tmp_path.iterdir()] == ["entry.npz"]
+
+
+# ------------------------------------------------------------------ 9: only the engine's own files
+def test_force_never_touches_a_folder_that_is_not_a_run(toy, tmp_path):
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "scores.csv").write_text("my own scores\n")
+    (user / "metrics.json").write_text("{}\n")
+    for force in (False, True):
+        with pytest.raises(RunDirError, match=rf"{user}: holds files but is not a FingerBench run folder"):
+            run_benchmark(toy, protocols.fvc(toy), config(tmp_path, out=user, force=force))
+    assert sorted(p.name for p in user.iterdir()) == ["metrics.json", "scores.csv"]
+    assert (user / "scores.csv").read_text() == "my own scores\n"
+
+
+def test_a_refused_run_leaves_no_folder_behind(toy, tmp_path):
+    from bench.registry import PluginError
+
+    out = tmp_path / "runs" / "toy" / "fvc" / "new"
+    with pytest.raises(PluginError, match="bad parameters"):
+        run_benchmark(toy, protocols.fvc(toy), config(tmp_path, out=out, matcher_params={"no_such": 1}))
+    assert not (tmp_path / "runs").exists()
+
+
+def test_force_removes_only_the_runs_own_files(finished):
+    summary, cfg, pairs = finished
+    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    (summary.run_dir / "notes.txt").write_text("kept\n")
+    forced = run_benchmark(toy, pairs, config(cfg.cache_dir.parent, out=summary.run_dir, force=True))
+    assert (summary.run_dir / "notes.txt").read_text() == "kept\n"
+    assert forced.metrics["accuracy"] == summary.metrics["accuracy"]

@@ -45,7 +45,7 @@ from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
 from bench.protocols import ProtocolError
 from bench.runner import PluginSpec
-from bench.store import RunDirError, read_json, write_json
+from bench.store import LOCK_NAME, RunDirError, claim, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,17 @@ def deep_nbytes(obj: Any, _seen: set[int] | None = None) -> int:
 
 def run_identification(protocol: IdentificationProtocol, config: IdentificationConfig,
                        backend: Backend | None = None) -> IdentificationSummary:
-    """Run (or resume) one 1:N benchmark into ``config.out``."""
+    """Run (or resume) one 1:N benchmark into ``config.out``.
+
+    The folder is locked while the run writes there; one that is not FingerBench's own is
+    refused before anything is written (see :func:`bench.store.claim`).
+    """
+    with claim(config.out):
+        return _run_identification(protocol, config, backend)
+
+
+def _run_identification(protocol: IdentificationProtocol, config: IdentificationConfig,
+                        backend: Backend | None = None) -> IdentificationSummary:
     t_start = time.perf_counter()
     backend = backend or LocalBackend()
     run = Path(config.out)
@@ -229,7 +239,7 @@ def _clear(run: Path) -> None:
     for name in ("chunks", "gallery", "probes"):
         shutil.rmtree(run / name, ignore_errors=True)
     for p in run.glob("*"):
-        if p.is_file():
+        if p.is_file() and p.name != LOCK_NAME:  # the lock is held by this run
             p.unlink()
 
 

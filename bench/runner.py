@@ -21,6 +21,7 @@ import traceback
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -28,7 +29,7 @@ from tqdm import tqdm
 
 from bench import provenance, registry
 from bench.datasets.base import Dataset, ImageError, read_grayscale, sha256_file
-from bench.isolation import IsolatedPool, Task, TaskFailure
+from bench.isolation import IsolatedPool, Task, TaskFailure, WorkerSetupError
 from bench.plugins import FailureToEnrol, accepts, get_params
 from bench.protocols import PairList
 from bench.store import (
@@ -124,6 +125,7 @@ class RunConfig:
     extract_timeout: float = 60.0
     compare_timeout: float = 10.0
     chunk_size: int = 64
+    init_timeout: float = 120.0  # seconds allowed to construct a plugin
     force: bool = False
     retry_failed: bool = False
     progress: bool | None = None  # None = only on a terminal
@@ -161,6 +163,49 @@ def cached_template_path(manifest: dict[str, Any], sample_id: str) -> Path | Non
 
 
 # ------------------------------------------------------------ worker-side handlers
+def _no_setup() -> None:
+    return None
+
+
+def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any]]:
+    """Runs in a worker: construct each plugin and describe it; a failure becomes a record."""
+    out = []
+    for spec in items:
+        try:
+            instance = spec.build()
+            desc = spec.describe(instance)
+            if spec.kind == "extractor":
+                desc["template_format"] = getattr(instance, "template_format", "minutiae")
+            else:
+                desc["higher_is_better"] = bool(getattr(instance, "higher_is_better", True))
+                desc["accepted_formats"] = list(getattr(instance, "accepted_formats", ("minutiae",)))
+            out.append({"description": desc})
+        except registry.PluginError as exc:
+            out.append({"error": str(exc)})
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too
+            out.append({"error": f"{spec.kind} '{spec.name}' could not be constructed: "
+                                 f"{type(exc).__name__}: {one_line(str(exc), 500)}"})
+    return out
+
+
+def describe_plugins(specs: list[PluginSpec], timeout: float) -> list[dict[str, Any]]:
+    """Construct each plugin in an isolated worker, ``timeout`` seconds each, and describe it.
+
+    A constructor that raises, exits, crashes the process or hangs raises PluginError
+    naming the plugin and the fault, instead of taking the caller down with it.
+    """
+    pool = IsolatedPool(1, _no_setup, (), _describe_items, timeout_per_item=timeout)
+    found: dict[int, dict[str, Any]] = {}
+    for task, result in pool.run([Task(i, [spec], attempt_split=False) for i, spec in enumerate(specs)]):
+        spec = specs[task.key]
+        if isinstance(result, TaskFailure):
+            raise registry.PluginError(f"{spec.kind} '{spec.name}' could not be constructed: {result.message}")
+        if "error" in result[0]:
+            raise registry.PluginError(result[0]["error"])
+        found[task.key] = result[0]["description"]
+    return [found[i] for i in range(len(specs))]
+
+
 def _setup_extractor(spec: PluginSpec, dpis: tuple[float, ...] = ()) -> Any:
     extractor = spec.build()
     warm_up = getattr(extractor, "warm_up", None)
@@ -328,19 +373,16 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
     and a folder that is not FingerBench's own is refused before anything is written.
     """
     with claim(config.out):
-        return _run_benchmark(dataset, pairs, config)
+        try:
+            return _run_benchmark(dataset, pairs, config)
+        except WorkerSetupError as exc:  # a plugin that constructed once failed to in a worker
+            raise registry.PluginError(str(exc)) from exc
 
 
 def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSummary:
     t_start = time.perf_counter()
-    extractor = config.extractor.build()
-    matcher = config.matcher.build()
-    ext_desc = config.extractor.describe(extractor)
-    ext_desc["template_format"] = getattr(extractor, "template_format", "minutiae")
-    mat_desc = config.matcher.describe(matcher)
-    mat_desc["higher_is_better"] = bool(getattr(matcher, "higher_is_better", True))
-    mat_desc["accepted_formats"] = list(getattr(matcher, "accepted_formats", ("minutiae",)))
-    if not accepts(matcher, ext_desc["template_format"]):
+    ext_desc, mat_desc = describe_plugins([config.extractor, config.matcher], config.init_timeout)
+    if not accepts(SimpleNamespace(accepted_formats=tuple(mat_desc["accepted_formats"])), ext_desc["template_format"]):
         raise registry.PluginError(
             f"matcher '{mat_desc['name']}' accepts {mat_desc['accepted_formats']}, not the "
             f"'{ext_desc['template_format']}' templates of extractor '{ext_desc['name']}'"

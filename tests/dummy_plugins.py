@@ -100,3 +100,47 @@ class FlakyExtractor(ToyExtractor):
         if self.fail_while and os.path.exists(self.fail_while) and int(image.flat[0]) % 2 == 0:
             raise {"RuntimeError": RuntimeError, "MemoryError": MemoryError}[self.error]("transient failure")
         return super().extract(image, dpi)
+
+
+class BrokenInitMatcher(ToyMatcher):
+    """Its constructor misbehaves as ``mode`` says: raise, segv, exit or hang."""
+
+    def __init__(self, tolerance: float = 8.0, mode: str = "raise"):
+        super().__init__(tolerance)
+        self.mode = mode
+        if mode == "raise":
+            raise RuntimeError("toy constructor failure")
+        if mode == "segv":
+            os.kill(os.getpid(), signal.SIGSEGV)
+        if mode == "exit":
+            import sys
+
+            sys.exit(3)
+        if mode == "hang":
+            time.sleep(3600)
+
+
+class ExitingExtractor(ToyExtractor):
+    """Calls sys.exit on images ``exit_width`` pixels wide."""
+
+    def __init__(self, cell: int = 16, keep: int = 20, exit_width: int = -1):
+        super().__init__(cell, keep)
+        self.exit_width = exit_width
+
+    def extract(self, image: np.ndarray, dpi: float) -> Template:
+        if image.shape[1] == self.exit_width:
+            raise SystemExit(3)
+        return super().extract(image, dpi)
+
+
+class InterruptingMatcher(BatchToyMatcher):
+    """Raises KeyboardInterrupt for references from images ``interrupt_width`` pixels wide."""
+
+    def __init__(self, tolerance: float = 8.0, interrupt_width: int = -1):
+        super().__init__(tolerance)
+        self.interrupt_width = interrupt_width
+
+    def compare(self, probe: Template, reference: Template) -> float:
+        if reference.width == self.interrupt_width:
+            raise KeyboardInterrupt
+        return super().compare(probe, reference)

@@ -388,3 +388,40 @@ def test_force_removes_only_the_runs_own_files(finished):
     forced = run_benchmark(toy, pairs, config(cfg.cache_dir.parent, out=summary.run_dir, force=True))
     assert (summary.run_dir / "notes.txt").read_text() == "kept\n"
     assert forced.metrics["accuracy"] == summary.metrics["accuracy"]
+
+
+# ------------------------------------------------------------------ 6: plugins that misbehave
+@pytest.mark.parametrize("mode,fault", [
+    ("raise", r"RuntimeError: toy constructor failure"),
+    ("exit", r"SystemExit: 3"),
+    ("segv", r"worker process killed by signal SIGSEGV"),
+    ("hang", r"timed out after 2 s"),
+])
+def test_a_plugin_constructor_that_fails_is_reported_not_fatal(toy, tmp_path, mode, fault):
+    from bench.registry import PluginError
+
+    cfg = config(tmp_path, matcher="BrokenInitMatcher", matcher_params={"mode": mode}, init_timeout=2.0)
+    with pytest.raises(PluginError, match=rf"matcher 'BrokenInitMatcher' could not be constructed: {fault}"):
+        run_benchmark(toy, protocols.fvc(toy), cfg)
+    assert not cfg.out.exists()
+
+
+def test_sys_exit_and_keyboard_interrupt_in_plugins_cost_one_item(tmp_path):
+    root = make_images(tmp_path / "images")
+    for name, width in (("102_1", 88), ("103_1", 80)):
+        img = cv2.imread(str(root / f"{name}.png"), 0)
+        cv2.imwrite(str(root / f"{name}.png"), img[:, :width])
+    ds = toy_dataset(root)
+    pairs = protocols.fvc(ds)
+    cfg = config(tmp_path, extractor="ExitingExtractor", matcher="InterruptingMatcher",
+                 extractor_params={"cell": 8, "keep": 12, "exit_width": 88}, matcher_params={"interrupt_width": 80})
+    summary = run_benchmark(ds, pairs, cfg)
+    ext = pd.read_csv(summary.run_dir / "extractions.csv").set_index("sample")
+    assert ext.loc["102_1", "status"] == "error" and "SystemExit: 3" in ext.loc["102_1", "error"]
+    scores = pd.read_csv(summary.run_dir / "scores.csv")
+    interrupted = scores[scores["reference"] == "103_1"]
+    assert len(interrupted) > 0 and (interrupted["status"] == "failed").all()
+    assert interrupted["error"].str.startswith("KeyboardInterrupt").all()
+    others = scores[(scores["reference"] != "103_1") & ~scores["probe"].eq("102_1") & ~scores["reference"].eq("102_1")]
+    assert (others["status"] == "ok").all()
+    assert run_benchmark(ds, pairs, cfg).n_compared == 0  # a rerun resumes; nothing aborts

@@ -449,3 +449,21 @@ def test_a_report_never_replaces_files_it_did_not_write(finished, tmp_path, capl
     figure = sorted((ours / "figures").iterdir())[0]
     marker = json.loads((ours / ".fingerbench-report.json").read_text())
     assert f"figures/{figure.name}" in marker["files"] and "report.html" in marker["files"]
+
+
+def test_identification_sources_recompute_a_damaged_cache_entry(toy, tmp_path, caplog):
+    from bench.identification.sources import CACHED, TemplateSources, _make_templates
+
+    spec = PluginSpec("extractor", "ToyExtractor", dummy("ToyExtractor"), {"cell": 8, "keep": 12})
+    ids = [s.id for s in toy.samples]
+    first = TemplateSources(dataset=toy, extractor=spec, cache_dir=tmp_path / "cache", jobs=1).locate(ids)
+    assert all(loc[0] == CACHED for loc in first.values())
+    npz = Path(first["103_2"][1])
+    good = npz.read_bytes()
+    npz.write_bytes(good[:100])
+    with caplog.at_level(logging.WARNING):
+        again = TemplateSources(dataset=toy, extractor=spec, cache_dir=tmp_path / "cache", jobs=1).locate(ids)
+    assert "damaged or replaced" in caplog.text and "103_2" in caplog.text
+    assert npz.read_bytes() == good and again == first
+    templates = _make_templates(ids, [again[i] for i in ids], {}, 0)
+    assert all(len(t) == 12 for t in templates)

@@ -123,7 +123,8 @@ def load_scores(run: RunDir) -> pd.DataFrame:
         lines = [int(k) + 2 for k in np.flatnonzero(dup & (scores["probe"] == first["probe"]).to_numpy()
                                                     & (scores["reference"] == first["reference"]).to_numpy())]
         raise RunDirError(f"{run.scores}: {int(dup.sum())} rows repeat a pair (first: {first['probe']} vs "
-                          f"{first['reference']} on lines {lines}); was the folder written by two runs at once?")
+                          f"{first['reference']} on lines {lines}); was the folder written by two runs at once? "
+                          f"Run it again with --force to recompute it")
     scores["genuine"] = scores["genuine"].astype(np.int64)
     scores["score"] = value
     scores["seconds"] = pd.to_numeric(scores["seconds"], errors="coerce")

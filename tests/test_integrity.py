@@ -467,3 +467,27 @@ def test_identification_sources_recompute_a_damaged_cache_entry(toy, tmp_path, c
     assert npz.read_bytes() == good and again == first
     templates = _make_templates(ids, [again[i] for i in ids], {}, 0)
     assert all(len(t) == 12 for t in templates)
+
+
+def test_identification_metrics_check_the_recorded_digests(tmp_path):
+    from bench.identification import protocol as proto
+    from bench.identification.backends import LocalBackend
+    from bench.identification.runner import IdentificationConfig, evaluate_run as evaluate_1n, run_identification
+    from bench.identification.sources import TemplateSources
+
+    p = proto.synthetic(12, 6, mated_fraction=0.5, gallery_impressions=1, seed=3)
+    spec = PluginSpec.resolve("matcher", "mcc")
+    run = tmp_path / "run"
+    run_identification(p, IdentificationConfig(spec, run, TemplateSources(seed=0, jobs=1), candidates=3,
+                                               shard_size=6, probe_batch=6, jobs=1), LocalBackend(jobs=1))
+    metrics = evaluate_1n(run)
+    csv_text = (run / "protocol.csv").read_text()
+    lines = csv_text.splitlines(keepends=True)
+    (run / "protocol.csv").write_text("".join(lines[:-1]))  # a probe dropped
+    with pytest.raises(RunDirError, match=r"protocol.csv: its SHA-256 differs from protocol.sha256"):
+        evaluate_1n(run)
+    (run / "protocol.csv").write_text(csv_text)
+    assert evaluate_1n(run) == metrics
+    _edit_manifest(run, lambda m: m["search"].update(candidates=50))
+    with pytest.raises(RunDirError, match=r"manifest.json: 'key' is not the digest"):
+        evaluate_1n(run)

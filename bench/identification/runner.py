@@ -400,12 +400,38 @@ def metrics_from_searches(manifest: dict[str, Any], table: dict[str, np.ndarray]
     return metrics, (mated, ms, mr, ts)
 
 
+def check_recorded_digests(run: Path, manifest: dict[str, Any]) -> None:
+    """The digests the manifest records must match what the run folder holds.
+
+    ``key`` is the digest of the run's identity (protocol, templates, matcher, search) and
+    ``protocol.sha256`` that of protocol.csv; a mismatch means one of them was edited.
+    """
+    from bench.identification.protocol import from_csv
+
+    identity = {k: manifest.get(k) for k in ("protocol", "templates", "matcher", "search")}
+    if manifest.get("key") is not None and hashlib.sha256(_stable(identity).encode()).hexdigest() != manifest["key"]:
+        raise RunDirError(f"{run / 'manifest.json'}: 'key' is not the digest of the recorded protocol, templates, "
+                          f"matcher and search settings (the manifest was edited)")
+    recorded = (manifest.get("protocol") or {}).get("sha256")
+    if recorded is None:
+        return
+    path = run / "protocol.csv"
+    try:
+        now = from_csv(path, bool(manifest["protocol"].get("allow_probe_in_gallery", False))).digest()
+    except (OSError, ProtocolError) as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc})") from exc
+    if now != recorded:
+        raise RunDirError(f"{path}: its SHA-256 differs from protocol.sha256 in manifest.json (gallery or probe "
+                          f"entries were added, dropped or changed after the run)")
+
+
 def evaluate_run(run: Path, fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS) -> dict[str, Any]:
     """Recompute metrics.json of an identification run from its stored tables."""
     run = Path(run)
     manifest = read_json(run / "manifest.json")
     if manifest.get("schema") != SCHEMA:
         raise RunDirError(f"{run}: not an identification run")
+    check_recorded_digests(run, manifest)
     metrics, _ = metrics_from_searches(manifest, res.read_table(run / "searches"), fpir_targets)
     write_json(run / "metrics.json", metrics)
     return metrics

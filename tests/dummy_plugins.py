@@ -102,22 +102,36 @@ class FlakyExtractor(ToyExtractor):
         return super().extract(image, dpi)
 
 
+def _misbehave(mode: str) -> None:
+    """raise, segv, exit or hang, as a broken constructor would."""
+    if mode == "raise":
+        raise RuntimeError("toy constructor failure")
+    if mode == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if mode == "exit":
+        import sys
+
+        sys.exit(3)
+    if mode == "hang":
+        time.sleep(3600)
+
+
 class BrokenInitMatcher(ToyMatcher):
     """Its constructor misbehaves as ``mode`` says: raise, segv, exit or hang."""
 
     def __init__(self, tolerance: float = 8.0, mode: str = "raise"):
         super().__init__(tolerance)
         self.mode = mode
-        if mode == "raise":
-            raise RuntimeError("toy constructor failure")
-        if mode == "segv":
-            os.kill(os.getpid(), signal.SIGSEGV)
-        if mode == "exit":
-            import sys
+        _misbehave(mode)
 
-            sys.exit(3)
-        if mode == "hang":
-            time.sleep(3600)
+
+class BrokenInitExtractor(ToyExtractor):
+    """Its constructor misbehaves as ``mode`` says: raise, segv, exit or hang."""
+
+    def __init__(self, cell: int = 16, keep: int = 20, mode: str = "raise"):
+        super().__init__(cell, keep)
+        self.mode = mode
+        _misbehave(mode)
 
 
 class ExitingExtractor(ToyExtractor):

@@ -491,3 +491,14 @@ def test_identification_metrics_check_the_recorded_digests(tmp_path):
     _edit_manifest(run, lambda m: m["search"].update(candidates=50))
     with pytest.raises(RunDirError, match=r"manifest.json: 'key' is not the digest"):
         evaluate_1n(run)
+
+
+def test_identification_sources_construct_the_extractor_in_a_worker(toy):
+    from bench.identification.sources import TemplateSources
+    from bench.registry import PluginError
+
+    spec = PluginSpec("extractor", "BrokenInitExtractor", dummy("BrokenInitExtractor"), {"mode": "segv"})
+    sources = TemplateSources(dataset=toy, extractor=spec, jobs=1, init_timeout=5.0)
+    with pytest.raises(PluginError, match=r"extractor 'BrokenInitExtractor' could not be constructed: worker "
+                                          r"process killed by signal SIGSEGV"):
+        sources.identity([s.id for s in toy.samples])

@@ -34,7 +34,7 @@ from bench.identification import synthetic as syn
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.isolation import IsolatedPool, Task, TaskFailure
 from bench.protocols import ProtocolError
-from bench.runner import PluginSpec, _extract_items, _setup_extractor, extractor_key
+from bench.runner import PluginSpec, _extract_items, _setup_extractor, describe_plugins, extractor_key
 from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, CsvLog, one_line
 from bench.template import Template, TemplateError
 from bench.template_cache import CacheEntryError, is_cacheable, read_entry, sha256_bytes, write_record
@@ -65,7 +65,18 @@ class TemplateSources:
     jobs: int = 0
     extract_timeout: float = 60.0
     progress: bool | None = None
+    init_timeout: float = 120.0
     _digests: dict[str, str] = field(default_factory=dict, repr=False)
+    _extractor_desc: dict[str, Any] | None = field(default=None, repr=False)
+
+    def _describe_extractor(self) -> dict[str, Any]:
+        """The extractor's name, target, version and parameters, from constructing it in an
+        isolated worker (a constructor that crashes or hangs becomes a PluginError)."""
+        assert self.extractor is not None
+        if self._extractor_desc is None:
+            desc = describe_plugins([self.extractor], self.init_timeout)[0]
+            self._extractor_desc = {k: desc[k] for k in ("name", "target", "version", "params")}
+        return dict(self._extractor_desc)
 
     def identity(self, ids: Sequence[str]) -> dict[str, Any]:
         """What the templates of ``ids`` depend on (part of a run's identity)."""
@@ -79,11 +90,10 @@ class TemplateSources:
                 raise MissingTemplatesError(
                     f"the protocol names {len(dataset_ids)} dataset templates ({', '.join(dataset_ids[:3])}"
                     f"{' ...' if len(dataset_ids) > 3 else ''}): an extractor is needed to make them")
-            extractor = self.extractor.build()
             blob = "".join(f"{k}:{self._digest(k)}\n" for k in sorted(dataset_ids))
             out["dataset"] = {"name": self.dataset.name, "params": self.dataset.params,
                               "sha256": hashlib.sha256(blob.encode()).hexdigest()}
-            out["extractor"] = self.extractor.describe(extractor)
+            out["extractor"] = self._describe_extractor()
         return out
 
     def _digest(self, sid: str) -> str:
@@ -136,8 +146,7 @@ class TemplateSources:
         assert self.dataset is not None and self.extractor is not None
         from bench.runner import default_cache_dir
 
-        extractor = self.extractor.build()
-        desc = self.extractor.describe(extractor)
+        desc = self._describe_extractor()
         tdir = (self.cache_dir or default_cache_dir()) / "templates" / extractor_key(desc)
         tdir.mkdir(parents=True, exist_ok=True)
         samples = {s.id: s for s in self.dataset.samples}

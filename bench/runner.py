@@ -152,14 +152,20 @@ def extractor_key(desc: dict[str, Any]) -> str:
 def cached_template_path(manifest: dict[str, Any], sample_id: str) -> Path | None:
     """Where the run's template of ``sample_id`` is cached, or None if it is not there.
 
-    Reports use this to draw minutiae; the cache may have been cleared since the run.
+    Reports use this to draw minutiae; the cache may have been cleared since the run, and
+    an entry that fails its checks (see :func:`bench.template_cache.read_entry`) is not used.
     """
     digest = manifest.get("dataset", {}).get("files_sha256", {}).get(sample_id)
     cache_dir = manifest.get("settings", {}).get("cache_dir")
     if not digest or not cache_dir:
         return None
-    path = Path(cache_dir) / "templates" / extractor_key(manifest["extractor"]) / f"{digest}.npz"
-    return path if path.is_file() else None
+    key = extractor_key(manifest["extractor"])
+    path = Path(cache_dir) / "templates" / key / f"{digest}.npz"
+    try:
+        entry = read_entry(path, path.with_suffix(".json"), digest, key)
+    except CacheEntryError:
+        return None
+    return path if entry["status"] == EXTRACTION_OK else None
 
 
 # ------------------------------------------------------------ worker-side handlers

@@ -390,6 +390,30 @@ def test_force_removes_only_the_runs_own_files(finished):
     assert forced.metrics["accuracy"] == summary.metrics["accuracy"]
 
 
+def test_a_report_never_replaces_files_it_did_not_write(finished, tmp_path, caplog):
+    from bench.report import write_report
+
+    summary, _, _ = finished
+    user = tmp_path / "mine"
+    user.mkdir()
+    (user / "report.html").write_text("my page\n")
+    with pytest.raises(RunDirError, match=rf"{user / 'report.html'}: exists and was not written by a FingerBench"):
+        write_report([summary.run_dir], user, n_replicates=20, worst_k=0)
+    assert main(["report", "-q", str(summary.run_dir), "-o", str(user), "--bootstrap", "20"]) != 0
+    assert "not written by a FingerBench report" in caplog.text
+    assert sorted(p.name for p in user.iterdir()) == ["report.html"]
+    assert (user / "report.html").read_text() == "my page\n"
+
+    ours = tmp_path / "ours"
+    first = write_report([summary.run_dir], ours, n_replicates=20, worst_k=0)
+    (ours / "notes.txt").write_text("kept\n")
+    again = write_report([summary.run_dir], ours, n_replicates=20, worst_k=0)  # its own files: replaced
+    assert first == again and (ours / "notes.txt").read_text() == "kept\n"
+    figure = sorted((ours / "figures").iterdir())[0]
+    marker = json.loads((ours / ".fingerbench-report.json").read_text())
+    assert f"figures/{figure.name}" in marker["files"] and "report.html" in marker["files"]
+
+
 # ------------------------------------------------------------------ 6: plugins that misbehave
 @pytest.mark.parametrize("mode,fault", [
     ("raise", r"RuntimeError: toy constructor failure"),
@@ -427,30 +451,7 @@ def test_sys_exit_and_keyboard_interrupt_in_plugins_cost_one_item(tmp_path):
     assert run_benchmark(ds, pairs, cfg).n_compared == 0  # a rerun resumes; nothing aborts
 
 
-def test_a_report_never_replaces_files_it_did_not_write(finished, tmp_path, caplog):
-    from bench.report import write_report
-
-    summary, _, _ = finished
-    user = tmp_path / "mine"
-    user.mkdir()
-    (user / "report.html").write_text("my page\n")
-    with pytest.raises(RunDirError, match=rf"{user / 'report.html'}: exists and was not written by a FingerBench"):
-        write_report([summary.run_dir], user, n_replicates=20, worst_k=0)
-    assert main(["report", "-q", str(summary.run_dir), "-o", str(user), "--bootstrap", "20"]) != 0
-    assert "not written by a FingerBench report" in caplog.text
-    assert sorted(p.name for p in user.iterdir()) == ["report.html"]
-    assert (user / "report.html").read_text() == "my page\n"
-
-    ours = tmp_path / "ours"
-    first = write_report([summary.run_dir], ours, n_replicates=20, worst_k=0)
-    (ours / "notes.txt").write_text("kept\n")
-    again = write_report([summary.run_dir], ours, n_replicates=20, worst_k=0)  # its own files: replaced
-    assert first == again and (ours / "notes.txt").read_text() == "kept\n"
-    figure = sorted((ours / "figures").iterdir())[0]
-    marker = json.loads((ours / ".fingerbench-report.json").read_text())
-    assert f"figures/{figure.name}" in marker["files"] and "report.html" in marker["files"]
-
-
+# ------------------------------------------------------------------ the 1:N side (items 2, 4, 6)
 def test_identification_sources_recompute_a_damaged_cache_entry(toy, tmp_path, caplog):
     from bench.identification.sources import CACHED, TemplateSources, _make_templates
 

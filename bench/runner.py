@@ -262,7 +262,7 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
             tb = traceback.extract_tb(exc.__traceback__)
             where = f" at {tb[-1].filename}:{tb[-1].lineno}" if tb else ""
             rec.update(status="error", error=f"{item['path']}: {type(exc).__name__}: {exc}{where}",
-                       seconds=time.perf_counter() - t0, transient=type(exc).__name__ in TRANSIENT_EXCEPTIONS)
+                       seconds=time.perf_counter() - t0, transient=isinstance(exc, TRANSIENT_EXCEPTIONS))
         else:
             data = tpl.to_npz_bytes()
             Path(item["cache"]).parent.mkdir(parents=True, exist_ok=True)

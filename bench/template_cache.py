@@ -33,7 +33,7 @@ CACHED_FAILURES = {
 }
 
 #: Exceptions of a plugin that say nothing permanent about the image.
-TRANSIENT_EXCEPTIONS = ("MemoryError", "KeyboardInterrupt")
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (MemoryError, KeyboardInterrupt)
 
 #: Fields of an extraction outcome that the record keeps.
 OUTCOME_FIELDS = ("status", "error", "n_minutiae", "template_bytes", "seconds", "template_sha256")

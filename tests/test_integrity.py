@@ -430,6 +430,16 @@ def test_a_plugin_constructor_that_fails_is_reported_not_fatal(toy, tmp_path, mo
     assert not cfg.out.exists()
 
 
+def test_a_constructor_that_segfaults_does_not_take_the_command_down(tmp_path, caplog):
+    root = make_images(tmp_path / "images")
+    argv = ["run", "-q", "-d", "folder", "--dataset-path", str(root), "--dataset-param", "dpi=500",
+            "-e", dummy("ToyExtractor"), "-m", dummy("BrokenInitMatcher"), "--matcher-param", "mode=segv",
+            "-o", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--jobs", "1"]
+    assert main(argv) == 1
+    assert "matcher 'BrokenInitMatcher' could not be constructed: worker process killed by signal SIGSEGV" in caplog.text
+    assert not (tmp_path / "runs").exists()
+
+
 def test_sys_exit_and_keyboard_interrupt_in_plugins_cost_one_item(tmp_path):
     root = make_images(tmp_path / "images")
     for name, width in (("102_1", 88), ("103_1", 80)):

@@ -219,7 +219,7 @@ def _setup_extractor(spec: PluginSpec, dpis: tuple[float, ...] = ()) -> Any:
         for dpi in dpis:
             try:
                 warm_up(dpi)
-            except Exception as exc:  # the timed calls will meet (and record) the same problem
+            except BaseException as exc:  # SystemExit too; the timed calls will meet (and record) the same problem
                 log.warning("warm-up of %s at %s dpi failed: %s", spec.name, dpi, exc)
     return extractor
 
@@ -279,7 +279,7 @@ def _setup_matcher(spec: PluginSpec) -> dict[str, Any]:
     if callable(warm_up):
         try:
             warm_up()
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too
             log.warning("warm-up of %s failed: %s", spec.name, exc)
     return {"matcher": matcher, "templates": OrderedDict()}
 

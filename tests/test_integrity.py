@@ -288,13 +288,16 @@ TAMPERED = {
     "empty scores": (lambda r: (r / "scores.csv").write_text(""), r"scores.csv: empty file"),
     "empty pairs": (lambda r: (r / "pairs.csv").write_text(""), r"pairs.csv: empty file"),
     "empty extractions": (lambda r: (r / "extractions.csv").write_text(""), r"extractions.csv: empty file"),
-    "duplicate row": (lambda r: _duplicate_row(r / "scores.csv"), r"scores.csv: 2 rows repeat a pair .* lines \[6, \d+\]"),
-    "unknown status": (lambda r: _set_status(r / "scores.csv", "okish"), r"scores.csv, line 4: unknown status \['okish'\]"),
+    "duplicate row": (lambda r: _duplicate_row(r / "scores.csv"),
+                      r"scores.csv: 2 rows repeat a pair .* lines \[6, \d+\]"),
+    "unknown status": (lambda r: _set_status(r / "scores.csv", "okish"),
+                       r"scores.csv, line 4: unknown status \['okish'\]"),
     "unknown extraction status": (lambda r: _set_status(r / "extractions.csv", "fine"),
                                   r"extractions.csv, line 4: unknown status \['fine'\]"),
     "pair dropped from both tables": (_drop_pair_everywhere, r"pairs.csv: its SHA-256 differs from the pairs_sha256"),
     "pair relabelled in both tables": (_relabel_pair_everywhere, r"pairs.csv: its SHA-256 differs"),
-    "file digest edited": (lambda r: _edit_manifest(r, lambda m: m["dataset"]["files_sha256"].update({"101_1": "0" * 64})),
+    "file digest edited": (lambda r: _edit_manifest(r, lambda m: m["dataset"]["files_sha256"].update(
+                               {"101_1": "0" * 64})),
                            r"manifest.json: dataset.sha256 is not the digest of dataset.files_sha256"),
 }
 
@@ -436,7 +439,8 @@ def test_a_constructor_that_segfaults_does_not_take_the_command_down(tmp_path, c
             "-e", dummy("ToyExtractor"), "-m", dummy("BrokenInitMatcher"), "--matcher-param", "mode=segv",
             "-o", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"), "--jobs", "1"]
     assert main(argv) == 1
-    assert "matcher 'BrokenInitMatcher' could not be constructed: worker process killed by signal SIGSEGV" in caplog.text
+    assert ("matcher 'BrokenInitMatcher' could not be constructed: worker process killed by signal SIGSEGV"
+            in caplog.text)
     assert not (tmp_path / "runs").exists()
 
 

@@ -507,6 +507,11 @@ def test_identification_metrics_check_the_recorded_digests(tmp_path):
     with pytest.raises(RunDirError, match=r"manifest.json: 'key' is not the digest"):
         evaluate_1n(run)
 
+    (run / "notes.txt").write_text("kept\n")  # --force removes only what a run writes
+    run_identification(p, IdentificationConfig(spec, run, TemplateSources(seed=0, jobs=1), candidates=3,
+                                               shard_size=6, probe_batch=6, jobs=1, force=True), LocalBackend(jobs=1))
+    assert (run / "notes.txt").read_text() == "kept\n" and evaluate_1n(run) == metrics
+
 
 def test_identification_sources_construct_the_extractor_in_a_worker(toy):
     from bench.identification.sources import TemplateSources

@@ -45,7 +45,7 @@ from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
 from bench.protocols import ProtocolError
 from bench.runner import PluginSpec
-from bench.store import LOCK_NAME, RunDirError, claim, read_json, write_json
+from bench.store import RunDirError, claim, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -233,14 +233,21 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     return IdentificationSummary(run, len(todo), len(done), metrics, timing)
 
 
+#: What an identification run writes into its folder; ``--force`` removes these and nothing else.
+_OWN_FILES = ("manifest.json", "protocol.csv", "extractions.csv", "metrics.json", "timing.json", "histogram.csv",
+              "units.csv") + tuple(f"{t}.{ext}" for t in ("searches", "candidates", "mated_scores")
+                                   for ext in ("parquet", "csv"))
+_OWN_DIRS = ("chunks", "gallery", "probes")
+
+
 def _clear(run: Path) -> None:
+    """Remove what an earlier run wrote (the folder is known to be a FingerBench run: see claim)."""
     import shutil
 
-    for name in ("chunks", "gallery", "probes"):
+    for name in _OWN_DIRS:
         shutil.rmtree(run / name, ignore_errors=True)
-    for p in run.glob("*"):
-        if p.is_file() and p.name != LOCK_NAME:  # the lock is held by this run
-            p.unlink()
+    for name in _OWN_FILES:
+        (run / name).unlink(missing_ok=True)
 
 
 def _check_stores(gallery: TemplateStore, probes: TemplateStore, gbounds, pbounds,

@@ -522,3 +522,16 @@ def test_identification_sources_construct_the_extractor_in_a_worker(toy):
     with pytest.raises(PluginError, match=r"extractor 'BrokenInitExtractor' could not be constructed: worker "
                                           r"process killed by signal SIGSEGV"):
         sources.identity([s.id for s in toy.samples])
+
+
+def test_identification_constructs_the_matcher_in_a_worker_first(tmp_path):
+    from bench.identification import protocol as proto
+    from bench.identification.runner import IdentificationConfig, run_identification
+    from bench.identification.sources import TemplateSources
+    from bench.registry import PluginError
+
+    p = proto.synthetic(6, 3, mated_fraction=0.5, gallery_impressions=1, seed=3)
+    spec = PluginSpec("matcher", "BrokenInitMatcher", dummy("BrokenInitMatcher"), {"mode": "exit"})
+    with pytest.raises(PluginError, match=r"matcher 'BrokenInitMatcher' could not be constructed: SystemExit: 3"):
+        run_identification(p, IdentificationConfig(spec, tmp_path / "run", TemplateSources(seed=0, jobs=1), jobs=1))
+    assert not (tmp_path / "run").exists()

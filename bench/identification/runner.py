@@ -44,7 +44,7 @@ from bench.identification.search import SearchContext, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
 from bench.protocols import ProtocolError
-from bench.runner import PluginSpec
+from bench.runner import PluginSpec, describe_plugins
 from bench.store import RunDirError, claim, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -72,6 +72,7 @@ class IdentificationConfig:
     force: bool = False
     progress: bool | None = None
     fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS
+    init_timeout: float = 120.0  # seconds allowed to construct the matcher (first in an isolated worker)
 
 
 @dataclass
@@ -145,6 +146,8 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     run = Path(config.out)
     if config.candidates < 1:
         raise ValueError(f"candidates must be at least 1, got {config.candidates}")
+    # a constructor that raises, exits, crashes or hangs fails here, named, not in this process
+    describe_plugins([config.matcher], config.init_timeout)
     matcher = config.matcher.build()
     mat_desc = _describe_matcher(config.matcher, matcher)
     all_ids = list(protocol.gallery_ids) + list(protocol.probe_ids)

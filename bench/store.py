@@ -219,7 +219,12 @@ class RunDir:
                     fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
                 except BlockingIOError:
                     f.seek(0)
-                    holder = f.read().strip() or "another process"
+                    holder = f.read().strip()
+                    if not holder:  # the holder has the lock but has not written its name yet
+                        time.sleep(0.2)
+                        f.seek(0)
+                        holder = f.read().strip()
+                    holder = holder or "another process"
                     raise RunDirError(
                         f"{self.path}: another FingerBench run is writing to this folder ({holder}); "
                         f"wait for it to finish or choose another --out"

@@ -1,7 +1,14 @@
-"""Derive metrics from a run directory's raw records (never the other way round)."""
+"""Derive metrics from a run directory's raw records (never the other way round).
+
+The records are read strictly: a table whose columns, row lengths, statuses or scores are
+not what the runner writes, or whose pair list does not have the digest the manifest
+records, is refused with the file, the line and the fault named, never guessed at.
+"""
 
 from __future__ import annotations
 
+import csv
+import hashlib
 import time
 from pathlib import Path
 from typing import Any
@@ -10,19 +17,119 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics as M
-from bench.store import COMPARISON_OK, ENROL_FAILED, EXTRACTION_OK, RunDir, RunDirError, write_json
+from bench.store import (
+    COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
+    PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError, write_json,
+)
+
+
+def read_records(path: Path, fields: list[str]) -> pd.DataFrame:
+    """A record table as text columns, each row checked to hold exactly the header's fields.
+
+    pandas would fill a short row (a truncated last line) with empty cells, which then
+    reads as a failed comparison; this names the file and the line instead.
+    """
+    path = Path(path)
+    rows: list[list[str]] = []
+    try:
+        with open(path, newline="", encoding="utf-8") as f:
+            reader = csv.reader(f)
+            header = next(reader, None)
+            if header is None:
+                raise RunDirError(f"{path}: empty file (not even a header line)")
+            if header != fields:
+                raise RunDirError(f"{path}: columns {header}, expected {fields} (renamed, missing or extra "
+                                  f"columns: written by another version, or edited by hand)")
+            n = len(fields)
+            for row in reader:
+                if len(row) != n:
+                    raise RunDirError(f"{path}, line {reader.line_num}: {len(row)} fields where the header has "
+                                      f"{n} (a truncated or damaged row)")
+                rows.append(row)
+    except FileNotFoundError as exc:
+        raise RunDirError(f"{path}: missing") from exc
+    except (csv.Error, UnicodeDecodeError) as exc:
+        raise RunDirError(f"{path}: cannot be read as CSV ({exc})") from exc
+    return pd.DataFrame(rows, columns=fields, dtype=object)
+
+
+def _line(df: pd.DataFrame, mask: np.ndarray) -> int:
+    """Line number (header = 1) of the first row selected by ``mask``; rows are single lines."""
+    return int(np.flatnonzero(mask)[0]) + 2
+
+
+def _check_values(path: Path, df: pd.DataFrame, column: str, allowed: set[str] | tuple[str, ...]) -> None:
+    bad = ~df[column].isin(list(allowed)).to_numpy()
+    if bad.any():
+        values = sorted(set(df.loc[bad, column]))
+        raise RunDirError(f"{path}, line {_line(df, bad)}: unknown {column} {values[:5]} in {int(bad.sum())} rows; "
+                          f"expected one of {list(allowed)}")
+
+
+def _pairs_digest(pairs: pd.DataFrame) -> str:
+    """SHA-256 of a pair list, as bench.protocols.PairList.digest computes it."""
+    h = hashlib.sha256()
+    for p, r, g in zip(pairs["probe"], pairs["reference"], pairs["genuine"]):
+        h.update(f"{p}\t{r}\t{int(g)}\n".encode())
+    return h.hexdigest()
+
+
+def _check_dataset_digest(run: RunDir, manifest: dict[str, Any]) -> None:
+    """The dataset digest (part of the run's identity) must be the digest of the recorded file digests."""
+    ds = manifest.get("dataset") or {}
+    files, recorded = ds.get("files_sha256"), ds.get("sha256")
+    if not isinstance(files, dict) or recorded is None:
+        return
+    now = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+    if now != recorded:
+        raise RunDirError(f"{run.manifest}: dataset.sha256 is not the digest of dataset.files_sha256 "
+                          f"(the manifest was edited)")
+
+
+def _nan_if_empty(col: pd.Series) -> pd.Series:
+    return col.where(col != "", np.nan)
 
 
 def load_scores(run: RunDir) -> pd.DataFrame:
     """The comparisons of a run in the protocol's pair order, one row per pair.
 
-    Raises RunDirError when scores are missing for pairs of the protocol, or when a row
-    names a pair the protocol does not have.
+    Raises RunDirError when a table is malformed (see :func:`read_records`), when the pair
+    list differs from the one whose digest the manifest records, when a pair has no score
+    or more than one row, when a row names a pair the protocol does not have, when a status
+    is unknown, or when a comparison with status ok has no finite score.
     """
-    pairs = pd.read_csv(run.pairs, dtype={"probe": str, "reference": str})
-    scores = pd.read_csv(run.scores, dtype={"probe": str, "reference": str, "status": str, "error": str,
-                                            "probe_subject": str, "reference_subject": str})
-    scores = scores.drop_duplicates(["probe", "reference"], keep="last")
+    manifest = run.read_manifest()
+    _check_dataset_digest(run, manifest)
+    pairs = read_records(run.pairs, PAIR_FIELDS)
+    _check_values(run.pairs, pairs, "genuine", ("0", "1"))
+    recorded = (manifest.get("protocol") or {}).get("pairs_sha256")
+    if recorded is not None and _pairs_digest(pairs) != recorded:
+        raise RunDirError(f"{run.pairs}: its SHA-256 differs from the pairs_sha256 in {run.manifest.name} "
+                          f"(pairs were added, dropped, swapped or relabelled after the run)")
+    pairs["genuine"] = pairs["genuine"].astype(np.int64)
+
+    scores = read_records(run.scores, SCORE_FIELDS)
+    _check_values(run.scores, scores, "status", COMPARISON_STATUSES)
+    _check_values(run.scores, scores, "genuine", ("0", "1"))
+    value = pd.to_numeric(scores["score"].where(scores["score"] != "", np.nan), errors="coerce").to_numpy(float)
+    bad = (scores["status"] == COMPARISON_OK).to_numpy() & ~np.isfinite(value)
+    if bad.any():
+        i = _line(scores, bad)
+        raise RunDirError(f"{run.scores}, line {i}: {int(bad.sum())} rows with status 'ok' have no numeric score "
+                          f"or an infinite one (first: {scores['score'].iloc[i - 2]!r})")
+    dup = scores.duplicated(["probe", "reference"], keep=False).to_numpy()
+    if dup.any():
+        first = scores[dup].iloc[0]
+        lines = [int(k) + 2 for k in np.flatnonzero(dup & (scores["probe"] == first["probe"]).to_numpy()
+                                                    & (scores["reference"] == first["reference"]).to_numpy())]
+        raise RunDirError(f"{run.scores}: {int(dup.sum())} rows repeat a pair (first: {first['probe']} vs "
+                          f"{first['reference']} on lines {lines}); was the folder written by two runs at once? "
+                          f"Run it again with --force to recompute it")
+    scores["genuine"] = scores["genuine"].astype(np.int64)
+    scores["score"] = value
+    scores["seconds"] = pd.to_numeric(scores["seconds"], errors="coerce")
+    for col in ("probe_subject", "reference_subject", "error"):
+        scores[col] = _nan_if_empty(scores[col])
     merged = pairs.merge(scores, on=["probe", "reference"], how="left", suffixes=("", "_score"),
                          indicator=True)
     missing = merged[merged["_merge"] == "left_only"]
@@ -59,10 +166,11 @@ def _stats(values: np.ndarray, scale: float) -> dict[str, Any]:
 
 
 def speed_and_enrolment(run: RunDir) -> dict[str, Any]:
-    ext = pd.read_csv(run.extractions, dtype={"sample": str, "status": str, "error": str})
-    ext = ext.drop_duplicates("sample", keep="last")
+    ext = read_records(run.extractions, EXTRACTION_FIELDS)
+    _check_values(run.extractions, ext, "status", EXTRACTION_STATUSES)
+    ext = ext.drop_duplicates("sample", keep="last")  # a sample extracted again: its last outcome counts
     ok = ext["status"] == EXTRACTION_OK
-    scores = pd.read_csv(run.scores, dtype={"status": str})
+    scores = read_records(run.scores, SCORE_FIELDS)
     cmp_ok = scores["status"] == COMPARISON_OK
     cmp_seconds = pd.to_numeric(scores.loc[cmp_ok, "seconds"], errors="coerce").to_numpy(float)
     mean_s = float(np.nanmean(cmp_seconds)) if cmp_seconds.size else float("nan")

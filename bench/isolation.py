@@ -15,6 +15,7 @@ import logging
 import multiprocessing as mp
 import os
 import signal
+import sys
 import time
 import traceback
 from collections import deque
@@ -42,6 +43,9 @@ class TaskFailure:
 
 def _worker_main(conn: Connection, setup: Callable[..., Any], setup_args: tuple, handler: Callable) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent handles Ctrl-C
+    if hasattr(os, "setpgrp"):
+        os.setpgrp()  # a group of its own, so ending it also ends the processes a plugin started
+        _die_with_parent()
     try:
         state = setup(*setup_args)
         conn.send(("ready", None))
@@ -77,12 +81,48 @@ class _Worker:
         self.ready = False
 
     def kill(self) -> None:
+        """End the worker and every process left in its process group (a plugin's children)."""
         try:
             if self.proc.is_alive():
                 self.proc.kill()
             self.proc.join(timeout=5)
         finally:
             self.conn.close()
+            _kill_group(self.proc.pid)
+
+
+def _die_with_parent() -> None:
+    """On Linux, have the kernel kill this worker when the parent dies (even by SIGKILL).
+
+    A worker in its own process group no longer receives signals sent to the parent's
+    group, so without this a killed run could leave a worker with a hung plugin behind.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        return
+    parent = mp.parent_process()
+    if parent is not None and os.getppid() != parent.pid:  # the parent died before the call
+        os._exit(1)
+
+
+def _kill_group(pgid: int | None) -> None:
+    """SIGKILL the process group a worker made (its id is the worker's pid), if any is left.
+
+    The kernel does not reuse a pid while a group of that id exists, so this reaches only
+    the worker's own descendants that stayed in its group.
+    """
+    if pgid is None or not hasattr(os, "killpg"):
+        return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def _exit_reason(proc) -> str:

@@ -78,14 +78,16 @@ class PairList:
         }
 
     def to_csv(self, path: Path) -> None:
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with open(tmp, "w", newline="") as f:
-            w = csv.writer(f)
-            w.writerow(["probe", "reference", "genuine"])
-            for p in self.pairs:
-                w.writerow([p.probe, p.reference, int(p.genuine)])
-        tmp.replace(path)
+        import io
+
+        from bench.store import atomic_write
+
+        buf = io.StringIO(newline="")
+        w = csv.writer(buf)
+        w.writerow(["probe", "reference", "genuine"])
+        for p in self.pairs:
+            w.writerow([p.probe, p.reference, int(p.genuine)])
+        atomic_write(Path(path), buf.getvalue().encode())
 
 
 def _by_subject(samples: list[Sample]) -> dict[str, list[Sample]]:

@@ -22,6 +22,7 @@ import traceback
 from collections import OrderedDict, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -29,14 +30,18 @@ from tqdm import tqdm
 
 from bench import contract, provenance, registry
 from bench.datasets.base import Dataset, ImageError, read_grayscale, sha256_file
-from bench.isolation import IsolatedPool, Task, TaskFailure
+from bench.isolation import IsolatedPool, Task, TaskFailure, WorkerSetupError
 from bench.plugins import FailureToEnrol, accepts, get_params
 from bench.protocols import PairList
 from bench.store import (
-    COMPARISON_OK, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, SCHEMA_VERSION, SCORE_FIELDS,
-    CsvLog, RunDir, RunDirError, one_line, write_json,
+    COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
+    SCHEMA_VERSION, SCORE_FIELDS,
+    CsvLog, RunDir, RunDirError, atomic_write, claim, one_line, unique_tmp, write_json,
 )
-from bench.template import Template
+from bench.template import Template, TemplateError
+from bench.template_cache import (
+    CACHED_FAILURES, TRANSIENT_EXCEPTIONS, CacheEntryError, is_cacheable, read_entry, sha256_bytes, write_record,
+)
 
 log = logging.getLogger(__name__)
 
@@ -125,6 +130,7 @@ class RunConfig:
     extract_timeout: float = 60.0
     compare_timeout: float = 10.0
     chunk_size: int = 64
+    init_timeout: float = 120.0  # seconds allowed to construct a plugin
     force: bool = False
     retry_failed: bool = False
     progress: bool | None = None  # None = only on a terminal
@@ -151,17 +157,71 @@ def extractor_key(desc: dict[str, Any]) -> str:
 def cached_template_path(manifest: dict[str, Any], sample_id: str) -> Path | None:
     """Where the run's template of ``sample_id`` is cached, or None if it is not there.
 
-    Reports use this to draw minutiae; the cache may have been cleared since the run.
+    Reports use this to draw minutiae; the cache may have been cleared since the run, and
+    an entry that fails its checks (see :func:`bench.template_cache.read_entry`) is not used.
     """
     digest = manifest.get("dataset", {}).get("files_sha256", {}).get(sample_id)
     cache_dir = manifest.get("settings", {}).get("cache_dir")
     if not digest or not cache_dir:
         return None
-    path = Path(cache_dir) / "templates" / extractor_key(manifest["extractor"]) / f"{digest}.npz"
-    return path if path.is_file() else None
+    key = extractor_key(manifest["extractor"])
+    path = Path(cache_dir) / "templates" / key / f"{digest}.npz"
+    try:
+        entry = read_entry(path, path.with_suffix(".json"), digest, key)
+    except CacheEntryError:
+        return None
+    return path if entry["status"] == EXTRACTION_OK else None
 
 
 # ------------------------------------------------------------ worker-side handlers
+def _no_setup() -> None:
+    return None
+
+
+def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any]]:
+    """Runs in a worker: construct each plugin and describe it; a failure becomes a record."""
+    out = []
+    for spec in items:
+        try:
+            instance = spec.build()
+            desc = spec.describe(instance)
+            if spec.kind == "extractor":
+                desc["template_format"] = getattr(instance, "template_format", "minutiae")
+            else:
+                desc["higher_is_better"] = bool(getattr(instance, "higher_is_better", True))
+                desc["accepted_formats"] = list(getattr(instance, "accepted_formats", ("minutiae",)))
+            out.append({"description": desc, "batched": callable(getattr(instance, "compare_many", None))})
+        except registry.PluginError as exc:
+            out.append({"error": str(exc)})
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too
+            out.append({"error": f"{spec.kind} '{spec.name}' could not be constructed: "
+                                 f"{type(exc).__name__}: {one_line(str(exc), 500)}"})
+    return out
+
+
+def describe_plugins(specs: list[PluginSpec], timeout: float) -> list[dict[str, Any]]:
+    """Construct each plugin in an isolated worker, ``timeout`` seconds each, and describe it.
+
+    A constructor that raises, exits, crashes the process or hangs raises PluginError
+    naming the plugin and the fault, instead of taking the caller down with it.
+    """
+    return [r["description"] for r in _inspect_plugins(specs, timeout)]
+
+
+def _inspect_plugins(specs: list[PluginSpec], timeout: float) -> list[dict[str, Any]]:
+    """:func:`describe_plugins`, with what the worker saw of each plugin beside its description."""
+    pool = IsolatedPool(1, _no_setup, (), _describe_items, timeout_per_item=timeout)
+    found: dict[int, dict[str, Any]] = {}
+    for task, result in pool.run([Task(i, [spec], attempt_split=False) for i, spec in enumerate(specs)]):
+        spec = specs[task.key]
+        if isinstance(result, TaskFailure):
+            raise registry.PluginError(f"{spec.kind} '{spec.name}' could not be constructed: {result.message}")
+        if "error" in result[0]:
+            raise registry.PluginError(result[0]["error"])
+        found[task.key] = result[0]
+    return [found[i] for i in range(len(specs))]
+
+
 def _setup_extractor(spec: PluginSpec, dpis: tuple[float, ...] = ()) -> Any:
     extractor = spec.build()
     warm_up = getattr(extractor, "warm_up", None)
@@ -169,7 +229,7 @@ def _setup_extractor(spec: PluginSpec, dpis: tuple[float, ...] = ()) -> Any:
         for dpi in dpis:
             try:
                 warm_up(dpi)
-            except Exception as exc:  # the timed calls will meet (and record) the same problem
+            except BaseException as exc:  # SystemExit too; the timed calls will meet (and record) the same problem
                 log.warning("warm-up of %s at %s dpi failed: %s", spec.name, dpi, exc)
     return extractor
 
@@ -207,16 +267,20 @@ def _extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str
             contract.check_template(tpl, None if item.get("template") else image.shape)
         except FailureToEnrol as exc:
             rec.update(status="fte", error=f"{item['path']}: {exc}", seconds=time.perf_counter() - t0)
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this item's failure only
             method = "extract_file" if item.get("template") else "extract"
             where = contract.plugin_location(exc, extractor, method) or _last_frame(exc)
             message = f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "")
-            rec.update(status="error", error=f"{item['path']}: {message}", seconds=time.perf_counter() - t0)
+            rec.update(status="error", error=f"{item['path']}: {message}", seconds=time.perf_counter() - t0,
+                       transient=isinstance(exc, TRANSIENT_EXCEPTIONS))
             if contract.is_interface_error(exc):
                 rec[contract.INTERFACE_KEY] = message
         else:
-            Template.save(tpl, Path(item["cache"]))
-            rec.update(n_minutiae=len(tpl), template_bytes=tpl.size_bytes, seconds=seconds)
+            data = tpl.to_npz_bytes()
+            Path(item["cache"]).parent.mkdir(parents=True, exist_ok=True)
+            atomic_write(Path(item["cache"]), data)
+            rec.update(n_minutiae=len(tpl), template_bytes=tpl.size_bytes, seconds=seconds,
+                       template_sha256=sha256_bytes(data))
         out.append(rec)
     return out
 
@@ -232,35 +296,52 @@ def _setup_matcher(spec: PluginSpec) -> dict[str, Any]:
     if callable(warm_up):
         try:
             warm_up()
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit too
             log.warning("warm-up of %s failed: %s", spec.name, exc)
     return {"matcher": matcher, "templates": OrderedDict()}
 
 
-def _load_template(state: dict[str, Any], path: str) -> Template:
+def _load_template(state: dict[str, Any], path: str, sha256: str) -> Template:
+    """A cached template, checked against the SHA-256 its cache record holds."""
     cache: OrderedDict = state["templates"]
-    tpl = cache.get(path)
+    tpl = cache.get((path, sha256))
     if tpl is None:
-        tpl = Template.load(Path(path))
-        cache[path] = tpl
+        try:
+            data = Path(path).read_bytes()
+        except OSError as exc:
+            raise TemplateError(f"{path}: unreadable ({exc})") from exc
+        if sha256_bytes(data) != sha256:
+            raise TemplateError(f"{path}: template file changed since it was checked (SHA-256 differs)")
+        tpl = Template.from_npz_bytes(data, source=path)
+        cache[(path, sha256)] = tpl
         if len(cache) > 4096:
             cache.popitem(last=False)
     else:
-        cache.move_to_end(path)
+        cache.move_to_end((path, sha256))
     return tpl
 
 
 def _compare_items(state: dict[str, Any], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Runs in a worker: compare pairs that share one probe."""
     matcher = state["matcher"]
-    probe = _load_template(state, items[0]["probe_template"])
-    refs = [_load_template(state, it["reference_template"]) for it in items]
+    try:
+        probe = _load_template(state, items[0]["probe_template"], items[0]["probe_sha256"])
+    except TemplateError as exc:
+        return [{"score": "", "status": "failed", "error": one_line(str(exc)), "seconds": ""} for _ in items]
+    refs: list[Template | None] = []
+    load_errors: dict[int, str] = {}
+    for i, it in enumerate(items):
+        try:
+            refs.append(_load_template(state, it["reference_template"], it["reference_sha256"]))
+        except TemplateError as exc:
+            refs.append(None)
+            load_errors[i] = one_line(str(exc))
     many = getattr(matcher, "compare_many", None)
-    if callable(many) and len(items) > 1:
+    if callable(many) and len(items) > 1 and not load_errors:
         t0 = time.perf_counter()
         try:
             returned = many(probe, refs)
-        except Exception:
+        except BaseException:  # SystemExit and KeyboardInterrupt too
             pass  # fall back to one call per pair, so each failure is attributed
         else:
             try:
@@ -273,11 +354,14 @@ def _compare_items(state: dict[str, Any], items: list[dict[str, Any]]) -> list[d
             per = (time.perf_counter() - t0) / len(items)
             return [_score_record(s, per) for s in scores]
     out = []
-    for ref in refs:
+    for i, ref in enumerate(refs):
+        if ref is None:
+            out.append({"score": "", "status": "failed", "error": load_errors[i], "seconds": ""})
+            continue
         t0 = time.perf_counter()
         try:
             s = contract.check_score(matcher.compare(probe, ref))
-        except Exception as exc:
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this pair's failure only
             where = contract.plugin_location(exc, matcher, "compare")
             message = f"{type(exc).__name__}: {exc}" + (f" at {where}" if where else "")
             rec = {"score": "", "status": "failed", "error": one_line(message), "seconds": time.perf_counter() - t0}
@@ -319,16 +403,23 @@ def _progress(total: int, desc: str, enabled: bool | None):
 
 
 def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSummary:
-    """Run (or resume) one benchmark into ``config.out`` and return its summary."""
+    """Run (or resume) one benchmark into ``config.out`` and return its summary.
+
+    The run folder is locked while the run writes there (a second run on it is refused),
+    and a folder that is not FingerBench's own is refused before anything is written.
+    """
+    with claim(config.out):
+        try:
+            return _run_benchmark(dataset, pairs, config)
+        except WorkerSetupError as exc:  # a plugin that constructed once failed to in a worker
+            raise registry.PluginError(str(exc)) from exc
+
+
+def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSummary:
     t_start = time.perf_counter()
-    extractor = config.extractor.build()
-    matcher = config.matcher.build()
-    ext_desc = config.extractor.describe(extractor)
-    ext_desc["template_format"] = getattr(extractor, "template_format", "minutiae")
-    mat_desc = config.matcher.describe(matcher)
-    mat_desc["higher_is_better"] = bool(getattr(matcher, "higher_is_better", True))
-    mat_desc["accepted_formats"] = list(getattr(matcher, "accepted_formats", ("minutiae",)))
-    if not accepts(matcher, ext_desc["template_format"]):
+    ext_seen, mat_seen = _inspect_plugins([config.extractor, config.matcher], config.init_timeout)
+    ext_desc, mat_desc = ext_seen["description"], mat_seen["description"]
+    if not accepts(SimpleNamespace(accepted_formats=tuple(mat_desc["accepted_formats"])), ext_desc["template_format"]):
         raise registry.PluginError(
             f"matcher '{mat_desc['name']}' accepts {mat_desc['accepted_formats']}, not the "
             f"'{ext_desc['template_format']}' templates of extractor '{ext_desc['name']}'"
@@ -361,8 +452,7 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             )
         log.info("resuming the run in %s", run.path)
     elif run.path.exists() and config.force:
-        for p in (run.extractions, run.scores, run.metrics, run.manifest):
-            p.unlink(missing_ok=True)
+        run.remove_own_files()
     run.path.mkdir(parents=True, exist_ok=True)
 
     manifest = {
@@ -388,10 +478,11 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
 
     # ---------------------------------------------------------------- extraction
     ext_log = CsvLog(run.extractions, EXTRACTION_FIELDS)
-    done = {r["sample"]: r for r in ext_log.rows()}
+    done = {r["sample"]: r for r in _sound_rows(ext_log, EXTRACTION_STATUSES)}
     if config.retry_failed:
         done = {k: v for k, v in done.items() if v["status"] == EXTRACTION_OK}
-    tdir = config.cache_dir / "templates" / extractor_key(ext_desc)  # see cached_template_path
+    key = extractor_key(ext_desc)
+    tdir = config.cache_dir / "templates" / key  # see cached_template_path
     tdir.mkdir(parents=True, exist_ok=True)
 
     def cache_paths(sid: str) -> tuple[Path, Path]:
@@ -403,30 +494,49 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
         return {"sample": sid, "subject": s.subject, "impression": s.impression,
                 "file": "" if s.path is None else str(s.path)}
 
+    template_sha: dict[str, str] = {}  # sample -> SHA-256 of its checked template file
+    reused_failures: dict[str, int] = defaultdict(int)
+    unusable: list[str] = []  # faults of cache entries that are recomputed
     todo: list[dict[str, Any]] = []
     immediate: list[dict[str, Any]] = []
     for sid in needed_ids:
-        if sid in done:
-            continue
         s = samples[sid]
+        if sid in done and (done[sid]["status"] != EXTRACTION_OK or sid not in digests):
+            continue
         if s.path is None or sid not in digests:
             immediate.append({**base_row(sid), "status": "missing",
                               "error": f"{s.path or sid}: file is missing from the dataset"})
             continue
         npz, rec = cache_paths(sid)
-        if rec.exists() and not config.force and not config.retry_failed:
+        if not config.force and (rec.exists() or sid in done):
             try:
-                cached = json.loads(rec.read_text())
-                if cached.get("status") != EXTRACTION_OK or npz.exists():
-                    immediate.append({**base_row(sid), **{k: cached.get(k, "") for k in
-                                      ("status", "error", "n_minutiae", "template_bytes", "seconds")}})
+                cached = read_entry(npz, rec, digests[sid], key)
+            except CacheEntryError as exc:
+                log.info("template cache entry of %s cannot be used: %s; extracting it again", sid, exc)
+                unusable.append(str(exc))
+            else:
+                if cached["status"] == EXTRACTION_OK:
+                    template_sha[sid] = cached["template_sha256"]
+                    if sid not in done:
+                        immediate.append({**base_row(sid), **{k: cached.get(k, "") for k in EXTRACTION_FIELDS[4:]}})
                     continue
-            except (OSError, json.JSONDecodeError):
-                pass
+                if not config.retry_failed and sid not in done:
+                    reused_failures[cached["status"]] += 1
+                    immediate.append({**base_row(sid), **{k: cached.get(k, "") for k in EXTRACTION_FIELDS[4:]}})
+                    continue
         todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi, "template": bool(s.attributes.get("template")),
                      "options": s.attributes.get("template_options") or {},
                      "expected_size": dataset.info.image_size, "cache": str(npz)})
     ext_log.append(immediate)
+    if unusable:
+        log.warning("%d template cache entries cannot be used and are extracted again: %s%s", len(unusable),
+                    "; ".join(unusable[:3]), " ..." if len(unusable) > 3 else "")
+    if reused_failures:
+        log.warning("%d failures to enrol reused from the template cache %s (%s); they are cached because "
+                    "the extractor gives them every time (%s); --retry-failed recomputes them",
+                    sum(reused_failures.values()), tdir,
+                    ", ".join(f"{k}: {v}" for k, v in sorted(reused_failures.items())),
+                    "; ".join(f"{k}: {CACHED_FAILURES[k]}" for k in sorted(reused_failures)))
 
     def record_extraction(task: Task, result: list[dict[str, Any]] | TaskFailure, interface: list[str]) -> None:
         item = task.items[0]
@@ -437,15 +547,19 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             rec = result[0]
             rec["error"] = one_line(rec["error"])
         _, rec_path = cache_paths(item["sid"])
-        if rec["status"] in (EXTRACTION_OK, "fte", "unreadable", "error") and not interface:
-            # deterministic outcomes are cached; crashes, timeouts and interface errors (fixed
-            # without a new version, as a rule) are retried next time
-            tmp = rec_path.with_suffix(".json.tmp")
-            tmp.write_text(json.dumps(rec))
-            tmp.replace(rec_path)
+        if is_cacheable(rec) and not interface:
+            # outcomes the extractor gives every time are cached; crashes, timeouts, transient
+            # errors (MemoryError) and interface errors (fixed without a new version, as a
+            # rule) are retried next time
+            write_record(rec_path, rec, digests[item["sid"]], key)
+        else:
+            rec_path.unlink(missing_ok=True)
+        if rec["status"] == EXTRACTION_OK:
+            template_sha[item["sid"]] = rec["template_sha256"]
         ext_log.append([{**base_row(item["sid"]), **rec}])
         if rec["status"] != EXTRACTION_OK:
-            log.warning("failure to enrol %s: %s", item["sid"], rec["error"])
+            log.warning("failure to enrol %s: %s%s", item["sid"], rec["error"],
+                        "" if is_cacheable(rec) and not interface else " (not cached: retried on the next run)")
 
     t_ext = time.perf_counter()
     if todo:
@@ -466,14 +580,27 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
                 record_extraction(*held)
     ext_seconds = time.perf_counter() - t_ext
     ext_rows = {r["sample"]: r for r in ext_log.rows()}
-    enrolled = {sid for sid, r in ext_rows.items() if r["status"] == EXTRACTION_OK}
+    enrolled = {sid for sid, r in ext_rows.items() if r["status"] == EXTRACTION_OK and sid in template_sha}
+    # every stored comparison that used a template extracted again now is stale
+    extracted_now = {it["sid"] for it in todo}
 
     # ---------------------------------------------------------------- comparison
     score_log = CsvLog(run.scores, SCORE_FIELDS)
-    done_pairs = {(r["probe"], r["reference"]) for r in score_log.rows()
-                  if not (config.retry_failed and r["status"] not in (COMPARISON_OK, ENROL_FAILED))}
-    if config.retry_failed:
-        _rewrite_without_failures(score_log)
+
+    def keep(r: dict[str, str]) -> bool:
+        if r["probe"] in extracted_now or r["reference"] in extracted_now:
+            return False
+        return not (config.retry_failed and r["status"] not in (COMPARISON_OK, ENROL_FAILED))
+
+    stored = _sound_rows(score_log, COMPARISON_STATUSES)
+    kept = [r for r in stored if keep(r)]
+    if len(kept) < len(stored):
+        n_stale = sum(r["probe"] in extracted_now or r["reference"] in extracted_now for r in stored)
+        if n_stale:
+            log.info("%d stored comparisons used templates extracted again in this session: recomputing them",
+                     n_stale)
+        _rewrite_log(score_log, kept)
+    done_pairs = {(r["probe"], r["reference"]) for r in kept}
 
     def pair_row(p) -> dict[str, Any]:
         return {"probe": p.probe, "reference": p.reference, "probe_subject": samples[p.probe].subject,
@@ -498,14 +625,15 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
             chunk = plist[i : i + config.chunk_size]
             tasks.append(Task((probe_id, i), [
                 {"pair": (p.probe, p.reference), "probe_template": str(cache_paths(p.probe)[0]),
-                 "reference_template": str(cache_paths(p.reference)[0])} for p in chunk]))
+                 "probe_sha256": template_sha[p.probe], "reference_template": str(cache_paths(p.reference)[0]),
+                 "reference_sha256": template_sha[p.reference]} for p in chunk]))
     pair_by_key = {(p.probe, p.reference): p for plist in by_probe.values() for p in plist}
     n_todo = sum(len(t.items) for t in tasks)
     t_cmp = time.perf_counter()
     if tasks:
         pool = IsolatedPool(_jobs(config.jobs), _setup_matcher, (config.matcher,), _compare_items,
                             timeout_per_item=config.compare_timeout)
-        batched = callable(getattr(matcher, "compare_many", None))
+        batched = bool(mat_seen["batched"])
         watch = contract.InterfaceWatch(len(tasks), f"matcher '{mat_desc['name']}'", PluginInterfaceError,
                                         f"check it with: fingerbench check {config.matcher.target}")
         with _progress(n_todo, f"compare {mat_desc['name']}", config.progress) as bar:
@@ -537,10 +665,42 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSu
     return RunSummary(run.path, len(todo), n_todo, time.perf_counter() - t_start, metrics)
 
 
-def _rewrite_without_failures(log_: CsvLog) -> None:
-    keep = [r for r in log_.rows() if r["status"] in (COMPARISON_OK, ENROL_FAILED)]
-    tmp = log_.path.with_name(log_.path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fresh = CsvLog(tmp, log_.fields)
-    fresh.append(keep)
-    tmp.replace(log_.path)
+def _row_fault(row: dict[str, Any], fields: list[str], statuses: tuple[str, ...]) -> str | None:
+    """What is wrong with one stored row, or None; a row of scores.csv also needs a finite ok score."""
+    if None in row or any(row.get(k) is None for k in fields):
+        return "wrong number of fields (a truncated or damaged row)"
+    if row["status"] not in statuses:
+        return f"unknown status {row['status']!r}"
+    if "score" in row and row["status"] == COMPARISON_OK:
+        try:
+            ok = np.isfinite(float(row["score"]))
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"score {row['score']!r} of a comparison with status ok is not a finite number"
+    return None
+
+
+def _sound_rows(log_: CsvLog, statuses: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a record table; damaged rows are dropped from the file (and so recomputed)."""
+    rows = log_.rows()
+    faults = [(i + 2, f) for i, r in enumerate(rows) if (f := _row_fault(r, log_.fields, statuses))]
+    if not faults:
+        return rows
+    bad = {line - 2 for line, _ in faults}
+    kept = [r for i, r in enumerate(rows) if i not in bad]
+    log.warning("%s: %d damaged rows are dropped and recomputed (first: line %d: %s)",
+                log_.path, len(faults), faults[0][0], faults[0][1])
+    _rewrite_log(log_, kept)
+    return kept
+
+
+def _rewrite_log(log_: CsvLog, keep: list[dict[str, str]]) -> None:
+    """Replace a record table by the rows ``keep`` (atomically)."""
+    tmp = unique_tmp(log_.path)
+    try:
+        fresh = CsvLog(tmp, log_.fields)
+        fresh.append(keep)
+        tmp.replace(log_.path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -20,8 +20,16 @@ from __future__ import annotations
 import csv
 import json
 import os
+import secrets
+import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: runs are not locked
+    fcntl = None  # type: ignore[assignment]
 
 SCHEMA_VERSION = 1
 
@@ -42,16 +50,38 @@ EXTRACTION_OK = "ok"
 COMPARISON_OK = "ok"
 ENROL_FAILED = "enrol_failed"
 
+#: Every status the runner writes into extractions.csv and scores.csv.
+EXTRACTION_STATUSES = (EXTRACTION_OK, "fte", "unreadable", "error", "missing", "timeout", "crash")
+COMPARISON_STATUSES = (COMPARISON_OK, ENROL_FAILED, "failed", "timeout", "crash")
+PAIR_FIELDS = ["probe", "reference", "genuine"]
+
 
 class RunDirError(Exception):
     """A run directory is missing, incomplete or inconsistent."""
 
 
-def write_json(path: Path, data: Any) -> None:
+def unique_tmp(path: Path) -> Path:
+    """A temporary name beside ``path`` that no other writer (process or thread) uses."""
     path = Path(path)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
-    tmp.replace(path)
+    return path.with_name(f"{path.name}.{os.getpid()}-{secrets.token_hex(4)}.tmp")
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Replace ``path`` with ``data`` in one step: readers see the old or the new file, whole."""
+    path = Path(path)
+    tmp = unique_tmp(path)
+    try:
+        if isinstance(data, str):
+            tmp.write_text(data)
+        else:
+            tmp.write_bytes(data)
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write(Path(path), json.dumps(data, indent=2, sort_keys=False, default=str) + "\n")
 
 
 def read_json(path: Path) -> Any:
@@ -124,9 +154,16 @@ class CsvLog:
             f.flush()
 
 
+#: Name of the lock file a run holds in its folder while it writes there.
+LOCK_NAME = ".fingerbench.lock"
+
+
 class RunDir:
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
+
+    #: The files a run writes; ``--force`` removes these and nothing else.
+    OWN_FILES = ("manifest.json", "pairs.csv", "problems.json", "extractions.csv", "scores.csv", "metrics.json")
 
     manifest = property(lambda self: self.path / "manifest.json")
     pairs = property(lambda self: self.path / "pairs.csv")
@@ -137,6 +174,68 @@ class RunDir:
 
     def exists(self) -> bool:
         return self.manifest.exists()
+
+    def check_own(self) -> None:
+        """Refuse a folder that holds files but is not recognisably a FingerBench run.
+
+        A folder is the engine's own when it is absent or empty, holds only the run lock,
+        or has a manifest.json written by FingerBench; anything else may be the user's.
+        """
+        if not self.path.exists():
+            return
+        if not self.path.is_dir():
+            raise RunDirError(f"{self.path}: exists and is not a folder; choose another --out")
+        names = {p.name for p in self.path.iterdir()}
+        if names <= {LOCK_NAME}:
+            return
+        try:
+            tool = json.loads(self.manifest.read_text()).get("tool")
+        except (OSError, ValueError, AttributeError):
+            tool = None
+        if tool != "fingerbench":
+            raise RunDirError(
+                f"{self.path}: holds files but is not a FingerBench run folder (no readable manifest.json "
+                f"written by FingerBench); nothing was written or removed there: choose another --out"
+            )
+
+    def remove_own_files(self) -> None:
+        """Delete the files a run writes (for ``--force``), after :meth:`check_own`."""
+        self.check_own()
+        for name in self.OWN_FILES:
+            (self.path / name).unlink(missing_ok=True)
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the folder for this process while it writes there; refuse if another run holds it.
+
+        The lock (``flock`` on :data:`LOCK_NAME`) is released when the block ends or the
+        process dies, so a killed run never leaves a stale lock behind.
+        """
+        self.path.mkdir(parents=True, exist_ok=True)
+        f = open(self.path / LOCK_NAME, "a+")
+        try:
+            if fcntl is not None:
+                try:
+                    fcntl.flock(f.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    f.seek(0)
+                    holder = f.read().strip()
+                    if not holder:  # the holder has the lock but has not written its name yet
+                        time.sleep(0.2)
+                        f.seek(0)
+                        holder = f.read().strip()
+                    holder = holder or "another process"
+                    raise RunDirError(
+                        f"{self.path}: another FingerBench run is writing to this folder ({holder}); "
+                        f"wait for it to finish or choose another --out"
+                    ) from None
+            f.seek(0)
+            f.truncate()
+            f.write(f"pid {os.getpid()} since {time.strftime('%Y-%m-%dT%H:%M:%S%z')}\n")
+            f.flush()
+            yield
+        finally:
+            f.close()
 
     def read_manifest(self) -> dict[str, Any]:
         m = read_json(self.manifest)
@@ -155,3 +254,27 @@ class RunDir:
         for p in (self.manifest, self.pairs, self.extractions, self.scores):
             if not p.exists():
                 raise RunDirError(f"{self.path}: {p.name} is missing (not a run directory, or the run never started)")
+
+
+@contextmanager
+def claim(path: Path) -> Iterator[RunDir]:
+    """Make ``path`` this process's run folder for the block, or refuse.
+
+    Refuses a folder that is not FingerBench's own (:meth:`RunDir.check_own`) before
+    anything is written, and one that another run is writing to (:meth:`RunDir.lock`).
+    A run refused before it wrote its manifest leaves no folder behind.
+    """
+    run = RunDir(path)
+    run.check_own()
+    made = [p for p in (run.path, *run.path.parents) if not p.exists()]
+    try:
+        with run.lock():
+            yield run
+    finally:
+        if made and not run.manifest.exists():
+            (run.path / LOCK_NAME).unlink(missing_ok=True)
+            for p in made:
+                try:
+                    p.rmdir()
+                except OSError:
+                    break

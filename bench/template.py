@@ -154,11 +154,11 @@ class Template:
 
     def save(self, path: Path) -> None:
         """Write atomically, so an interrupted run never leaves a half-written file."""
+        from bench.store import atomic_write
+
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + ".tmp")
-        tmp.write_bytes(self.to_npz_bytes())
-        tmp.replace(path)
+        atomic_write(path, self.to_npz_bytes())
 
     @classmethod
     def load(cls, path: Path) -> "Template":

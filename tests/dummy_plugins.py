@@ -86,3 +86,75 @@ class CrashingMatcher(ToyMatcher):
         if reference.width == self.crash_width:
             os.kill(os.getpid(), signal.SIGSEGV)
         return super().compare(probe, reference)
+
+
+class FlakyExtractor(ToyExtractor):
+    """Fails on images whose first pixel is even while the file ``fail_while`` exists (a transient fault)."""
+
+    def __init__(self, cell: int = 16, keep: int = 20, fail_while: str = "", error: str = "RuntimeError"):
+        super().__init__(cell, keep)
+        self.fail_while = fail_while
+        self.error = error
+
+    def extract(self, image: np.ndarray, dpi: float) -> Template:
+        if self.fail_while and os.path.exists(self.fail_while) and int(image.flat[0]) % 2 == 0:
+            raise {"RuntimeError": RuntimeError, "MemoryError": MemoryError}[self.error]("transient failure")
+        return super().extract(image, dpi)
+
+
+def _misbehave(mode: str) -> None:
+    """raise, segv, exit or hang, as a broken constructor would."""
+    if mode == "raise":
+        raise RuntimeError("toy constructor failure")
+    if mode == "segv":
+        os.kill(os.getpid(), signal.SIGSEGV)
+    if mode == "exit":
+        import sys
+
+        sys.exit(3)
+    if mode == "hang":
+        time.sleep(3600)
+
+
+class BrokenInitMatcher(ToyMatcher):
+    """Its constructor misbehaves as ``mode`` says: raise, segv, exit or hang."""
+
+    def __init__(self, tolerance: float = 8.0, mode: str = "raise"):
+        super().__init__(tolerance)
+        self.mode = mode
+        _misbehave(mode)
+
+
+class BrokenInitExtractor(ToyExtractor):
+    """Its constructor misbehaves as ``mode`` says: raise, segv, exit or hang."""
+
+    def __init__(self, cell: int = 16, keep: int = 20, mode: str = "raise"):
+        super().__init__(cell, keep)
+        self.mode = mode
+        _misbehave(mode)
+
+
+class ExitingExtractor(ToyExtractor):
+    """Calls sys.exit on images ``exit_width`` pixels wide."""
+
+    def __init__(self, cell: int = 16, keep: int = 20, exit_width: int = -1):
+        super().__init__(cell, keep)
+        self.exit_width = exit_width
+
+    def extract(self, image: np.ndarray, dpi: float) -> Template:
+        if image.shape[1] == self.exit_width:
+            raise SystemExit(3)
+        return super().extract(image, dpi)
+
+
+class InterruptingMatcher(BatchToyMatcher):
+    """Raises KeyboardInterrupt for references from images ``interrupt_width`` pixels wide."""
+
+    def __init__(self, tolerance: float = 8.0, interrupt_width: int = -1):
+        super().__init__(tolerance)
+        self.interrupt_width = interrupt_width
+
+    def compare(self, probe: Template, reference: Template) -> float:
+        if reference.width == self.interrupt_width:
+            raise KeyboardInterrupt
+        return super().compare(probe, reference)

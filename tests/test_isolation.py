@@ -42,3 +42,45 @@ def test_pool_isolates_crashes_hangs_and_exits():
     assert got["hang"].startswith("timeout:")
     assert got["exit"] == "crash:worker process exited with code 3"
     assert pool.workers == []
+
+
+def _spawn_child_then(pid_file, items):
+    import subprocess
+    import sys
+
+    out = []
+    for x in items:
+        child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+        with open(pid_file, "a") as f:
+            f.write(f"{child.pid}\n")
+        if x == "hang":
+            time.sleep(120)
+        out.append(x)
+    return out
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+
+
+def test_a_timed_out_worker_takes_the_processes_it_started_with_it(tmp_path):
+    if not os.path.isdir("/proc") or not hasattr(os, "killpg"):
+        import pytest
+
+        pytest.skip("needs /proc and process groups")
+    pid_file = tmp_path / "children.txt"
+    pool = IsolatedPool(1, _setup, (str(pid_file),), _spawn_child_then, timeout_per_item=1.0)
+    results = {task.items[0]: r for task, r in pool.run([Task("a", ["hang"]), Task("b", ["fine"])])}
+    assert isinstance(results["hang"], TaskFailure) and results["hang"].status == "timeout"
+    assert results["fine"] == ["fine"]
+    pids = [int(line) for line in pid_file.read_text().split()]
+    assert len(pids) == 2
+    deadline = time.monotonic() + 5
+    while any(_running(p) for p in pids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not any(_running(p) for p in pids)

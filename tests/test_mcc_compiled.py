@@ -8,7 +8,6 @@ the only place where the two implementations may round differently.
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import cv2
 import numpy as np

@@ -3,6 +3,7 @@ bad run directories, and the HTML page as a real browser renders it."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -257,9 +258,17 @@ def test_report_files_tables_and_no_overlay_across_protocols(toy_report):
     assert "ToyExtractor + ToyMatcher (tolerance=8.0)" in html
 
 
+def _other_images(manifest: dict) -> None:
+    """Make the manifest say one image file had other content (its dataset digest follows)."""
+    files = manifest["dataset"]["files_sha256"]
+    files[sorted(files)[0]] = "f" * 64
+    manifest["dataset"]["sha256"] = hashlib.sha256(
+        "".join(f"{k}:{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+
+
 def test_same_dataset_name_with_other_images_is_not_overlaid(toy, tmp_path):
     other = copy_run(toy["fvc"], tmp_path)
-    _edit_json(other / "manifest.json", lambda m: m["dataset"].update(sha256="f" * 64))
+    _edit_json(other / "manifest.json", _other_images)
     out = tmp_path / "out"
     html = write_report([toy["fvc_lenient"], other], out, n_replicates=50, worst_k=0).read_text()
     assert "used different image files" in html and "not comparable" in html

@@ -169,3 +169,5 @@ def test_cached_template_path_finds_the_runs_templates(fvc_copy, tmp_path):
     path = cached_template_path(manifest, "101_1")
     assert path is not None and len(Template.load(path)) == 20
     assert cached_template_path(manifest, "no_such_sample") is None
+    path.write_bytes(path.read_bytes()[:-1])  # a damaged template is not offered
+    assert cached_template_path(manifest, "101_1") is None

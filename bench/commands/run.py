@@ -48,9 +48,15 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (0 = all cores)")
     p.add_argument("--extract-timeout", type=float, default=60.0, help="seconds allowed per image")
     p.add_argument("--compare-timeout", type=float, default=10.0, help="seconds allowed per comparison")
+    p.add_argument("--init-timeout", type=float, default=120.0,
+                   help="seconds allowed to construct a plugin (done in an isolated worker process)")
     p.add_argument("--chunk-size", type=int, default=64, help="comparisons sent to a worker at once")
     p.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
-    p.add_argument("--retry-failed", action="store_true", help="recompute failed extractions and comparisons")
+    p.add_argument("--retry-failed", action="store_true",
+                   help="recompute failed extractions and comparisons, and every comparison of a template "
+                        "extracted again; without it, failures the extractor gives every time (fte, unreadable, "
+                        "error) are reused from the template cache, while crashes, timeouts and MemoryErrors are "
+                        "always retried")
     p.add_argument("--report", action="store_true",
                    help="write a report of all the runs of this command to OUT/report (always done "
                         "for the default job)")
@@ -139,6 +145,7 @@ def run(args: argparse.Namespace) -> int:
         out = args.out / dataset.name / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
         cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
                         compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,
+                        init_timeout=args.init_timeout,
                         force=args.force, retry_failed=args.retry_failed)
         try:
             summary = run_benchmark(dataset, pairs, cfg)

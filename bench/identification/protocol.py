@@ -37,6 +37,7 @@ import numpy as np
 from bench.datasets.base import Dataset
 from bench.identification import synthetic as syn
 from bench.protocols import ProtocolError, _natural_key
+from bench.store import unique_tmp
 
 #: FpVTE 2012 used about one third mated searches.
 FPVTE_MATED_FRACTION = 1 / 3
@@ -147,7 +148,7 @@ class IdentificationProtocol:
     # ---------------------------------------------------------------- CSV
     def to_csv(self, path: Path) -> None:
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
+        tmp = unique_tmp(path)
         mated = self.probe_mated()
         with open(tmp, "w", newline="") as f:
             w = csv.writer(f, lineterminator="\n")

@@ -29,6 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.identification import results as res
+from bench.report.output import ReportOutput
 from bench.identification.metrics import IdentificationCurve, identification_curve
 from bench.store import RunDirError, read_json, write_json
 
@@ -250,6 +251,7 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
     paths = list(dict.fromkeys(Path(r).resolve() for r in runs))
     data = [load_id_run(p) for p in paths]
     out = Path(out)
+    files = ReportOutput(out, ("report.html", "report.md", "summary.json", "cmc.csv", "det.csv"))
     (out / "figures").mkdir(parents=True, exist_ok=True)
     labels = display_labels(data)
     colour_map = colours(list(labels.values()))
@@ -285,7 +287,7 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
         figs = {"cmc": cmc_figure(entries, colour_map, f"CMC, {title}"),
                 "det": det_figure(entries, colour_map, f"Identification DET, {title}")}
         for name, data_png in figs.items():
-            (out / "figures" / f"{gid}-{name}.png").write_bytes(data_png)
+            files.path(f"figures/{gid}-{name}.png").write_bytes(data_png)
         heads = _headers({d.candidates for d in members})
         rows = [(lab, summaries[str(d.path)]) for lab, d in entries]
         parts.append(f"<h2 id='{gid}'>{escape(title)}</h2><div class='sub'>{escape(sub)}</div>")
@@ -328,6 +330,7 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
                                       "runs": [summaries[str(d.path)] for d in data]})
     _csv(out / "cmc.csv", ["run", "label", "rank", "identification_rate"], cmc_rows)
     _csv(out / "det.csv", ["run", "label", "L", "threshold", "fpir", "fnir"], det_rows)
+    files.finish()
     return out / "report.html"
 
 

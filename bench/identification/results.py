@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 import numpy as np
 
 from bench.identification.metrics import histogram_bin_edges
-from bench.store import RunDirError
+from bench.store import RunDirError, unique_tmp
 
 CHUNK_DIR = "chunks"
 _CHUNK = re.compile(r"^p(\d{5})-g(\d{5})\.npz$")
@@ -47,9 +47,12 @@ def chunk_path(run: Path, b: int, g: int) -> Path:
 def save_chunk(run: Path, result: dict[str, Any]) -> Path:
     path = chunk_path(run, int(result["probe_shard"]), int(result["gallery_shard"]))
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **{k: np.asarray(v) for k, v in result.items()})
-    tmp.replace(path)
+    tmp = unique_tmp(path).with_suffix(".tmp.npz")  # two executions of one unit never share it
+    try:
+        np.savez(tmp, **{k: np.asarray(v) for k, v in result.items()})
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -304,7 +307,7 @@ def merge_run(
 def _write_histogram(path: Path, hist: dict[str, dict[int, int]]) -> None:
     keys = np.array(sorted(set(hist["nonmated"]) | set(hist["mated"])), dtype=np.uint32)
     lo, hi = histogram_bin_edges(keys)
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = unique_tmp(path)
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f, lineterminator="\n")
         w.writerow(["bin", "low", "high", "mated", "nonmated"])
@@ -314,7 +317,7 @@ def _write_histogram(path: Path, hist: dict[str, dict[int, int]]) -> None:
 
 
 def _write_units(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
+    tmp = unique_tmp(path)
     with open(tmp, "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=UNIT_FIELDS, lineterminator="\n")
         w.writeheader()

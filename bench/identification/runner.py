@@ -44,8 +44,8 @@ from bench.identification.search import SearchContext, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
 from bench.protocols import ProtocolError
-from bench.runner import PluginSpec
-from bench.store import RunDirError, read_json, write_json
+from bench.runner import PluginSpec, describe_plugins
+from bench.store import RunDirError, claim, read_json, write_json
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +72,7 @@ class IdentificationConfig:
     force: bool = False
     progress: bool | None = None
     fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS
+    init_timeout: float = 120.0  # seconds allowed to construct the matcher (first in an isolated worker)
 
 
 @dataclass
@@ -129,12 +130,24 @@ def deep_nbytes(obj: Any, _seen: set[int] | None = None) -> int:
 
 def run_identification(protocol: IdentificationProtocol, config: IdentificationConfig,
                        backend: Backend | None = None) -> IdentificationSummary:
-    """Run (or resume) one 1:N benchmark into ``config.out``."""
+    """Run (or resume) one 1:N benchmark into ``config.out``.
+
+    The folder is locked while the run writes there; one that is not FingerBench's own is
+    refused before anything is written (see :func:`bench.store.claim`).
+    """
+    with claim(config.out):
+        return _run_identification(protocol, config, backend)
+
+
+def _run_identification(protocol: IdentificationProtocol, config: IdentificationConfig,
+                        backend: Backend | None = None) -> IdentificationSummary:
     t_start = time.perf_counter()
     backend = backend or LocalBackend()
     run = Path(config.out)
     if config.candidates < 1:
         raise ValueError(f"candidates must be at least 1, got {config.candidates}")
+    # a constructor that raises, exits, crashes or hangs fails here, named, not in this process
+    describe_plugins([config.matcher], config.init_timeout)
     matcher = config.matcher.build()
     mat_desc = _describe_matcher(config.matcher, matcher)
     all_ids = list(protocol.gallery_ids) + list(protocol.probe_ids)
@@ -223,14 +236,21 @@ def run_identification(protocol: IdentificationProtocol, config: IdentificationC
     return IdentificationSummary(run, len(todo), len(done), metrics, timing)
 
 
+#: What an identification run writes into its folder; ``--force`` removes these and nothing else.
+_OWN_FILES = ("manifest.json", "protocol.csv", "extractions.csv", "metrics.json", "timing.json", "histogram.csv",
+              "units.csv") + tuple(f"{t}.{ext}" for t in ("searches", "candidates", "mated_scores")
+                                   for ext in ("parquet", "csv"))
+_OWN_DIRS = ("chunks", "gallery", "probes")
+
+
 def _clear(run: Path) -> None:
+    """Remove what an earlier run wrote (the folder is known to be a FingerBench run: see claim)."""
     import shutil
 
-    for name in ("chunks", "gallery", "probes"):
+    for name in _OWN_DIRS:
         shutil.rmtree(run / name, ignore_errors=True)
-    for p in run.glob("*"):
-        if p.is_file():
-            p.unlink()
+    for name in _OWN_FILES:
+        (run / name).unlink(missing_ok=True)
 
 
 def _check_stores(gallery: TemplateStore, probes: TemplateStore, gbounds, pbounds,
@@ -390,12 +410,38 @@ def metrics_from_searches(manifest: dict[str, Any], table: dict[str, np.ndarray]
     return metrics, (mated, ms, mr, ts)
 
 
+def check_recorded_digests(run: Path, manifest: dict[str, Any]) -> None:
+    """The digests the manifest records must match what the run folder holds.
+
+    ``key`` is the digest of the run's identity (protocol, templates, matcher, search) and
+    ``protocol.sha256`` that of protocol.csv; a mismatch means one of them was edited.
+    """
+    from bench.identification.protocol import from_csv
+
+    identity = {k: manifest.get(k) for k in ("protocol", "templates", "matcher", "search")}
+    if manifest.get("key") is not None and hashlib.sha256(_stable(identity).encode()).hexdigest() != manifest["key"]:
+        raise RunDirError(f"{run / 'manifest.json'}: 'key' is not the digest of the recorded protocol, templates, "
+                          f"matcher and search settings (the manifest was edited)")
+    recorded = (manifest.get("protocol") or {}).get("sha256")
+    if recorded is None:
+        return
+    path = run / "protocol.csv"
+    try:
+        now = from_csv(path, bool(manifest["protocol"].get("allow_probe_in_gallery", False))).digest()
+    except (OSError, ProtocolError) as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc})") from exc
+    if now != recorded:
+        raise RunDirError(f"{path}: its SHA-256 differs from protocol.sha256 in manifest.json (gallery or probe "
+                          f"entries were added, dropped or changed after the run)")
+
+
 def evaluate_run(run: Path, fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS) -> dict[str, Any]:
     """Recompute metrics.json of an identification run from its stored tables."""
     run = Path(run)
     manifest = read_json(run / "manifest.json")
     if manifest.get("schema") != SCHEMA:
         raise RunDirError(f"{run}: not an identification run")
+    check_recorded_digests(run, manifest)
     metrics, _ = metrics_from_searches(manifest, res.read_table(run / "searches"), fpir_targets)
     write_json(run / "metrics.json", metrics)
     return metrics

@@ -17,7 +17,6 @@ template is marked as failed and the metrics count it.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import os
 import sys
@@ -35,9 +34,10 @@ from bench.identification import synthetic as syn
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.isolation import IsolatedPool, Task, TaskFailure
 from bench.protocols import ProtocolError
-from bench.runner import PluginSpec, _extract_items, _setup_extractor, extractor_key
+from bench.runner import PluginSpec, _extract_items, _setup_extractor, describe_plugins, extractor_key
 from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, CsvLog, one_line
-from bench.template import Template
+from bench.template import Template, TemplateError
+from bench.template_cache import CacheEntryError, is_cacheable, read_entry, sha256_bytes, write_record
 
 log = logging.getLogger(__name__)
 
@@ -65,7 +65,18 @@ class TemplateSources:
     jobs: int = 0
     extract_timeout: float = 60.0
     progress: bool | None = None
+    init_timeout: float = 120.0
     _digests: dict[str, str] = field(default_factory=dict, repr=False)
+    _extractor_desc: dict[str, Any] | None = field(default=None, repr=False)
+
+    def _describe_extractor(self) -> dict[str, Any]:
+        """The extractor's name, target, version and parameters, from constructing it in an
+        isolated worker (a constructor that crashes or hangs becomes a PluginError)."""
+        assert self.extractor is not None
+        if self._extractor_desc is None:
+            desc = describe_plugins([self.extractor], self.init_timeout)[0]
+            self._extractor_desc = {k: desc[k] for k in ("name", "target", "version", "params")}
+        return dict(self._extractor_desc)
 
     def identity(self, ids: Sequence[str]) -> dict[str, Any]:
         """What the templates of ``ids`` depend on (part of a run's identity)."""
@@ -79,11 +90,10 @@ class TemplateSources:
                 raise MissingTemplatesError(
                     f"the protocol names {len(dataset_ids)} dataset templates ({', '.join(dataset_ids[:3])}"
                     f"{' ...' if len(dataset_ids) > 3 else ''}): an extractor is needed to make them")
-            extractor = self.extractor.build()
             blob = "".join(f"{k}:{self._digest(k)}\n" for k in sorted(dataset_ids))
             out["dataset"] = {"name": self.dataset.name, "params": self.dataset.params,
                               "sha256": hashlib.sha256(blob.encode()).hexdigest()}
-            out["extractor"] = self.extractor.describe(extractor)
+            out["extractor"] = self._describe_extractor()
         return out
 
     def _digest(self, sid: str) -> str:
@@ -136,8 +146,7 @@ class TemplateSources:
         assert self.dataset is not None and self.extractor is not None
         from bench.runner import default_cache_dir
 
-        extractor = self.extractor.build()
-        desc = self.extractor.describe(extractor)
+        desc = self._describe_extractor()
         tdir = (self.cache_dir or default_cache_dir()) / "templates" / extractor_key(desc)
         tdir.mkdir(parents=True, exist_ok=True)
         samples = {s.id: s for s in self.dataset.samples}
@@ -153,7 +162,7 @@ class TemplateSources:
         def record(sid: str, rec: dict[str, Any]) -> None:
             npz = tdir / f"{self._digest(sid)}.npz"
             if rec.get("status") == EXTRACTION_OK:
-                out[sid] = (CACHED, str(npz))
+                out[sid] = (CACHED, str(npz), rec["template_sha256"])
             else:
                 out[sid] = (FAILED, str(rec.get("status")), one_line(str(rec.get("error", ""))))
             if sid not in logged:
@@ -163,12 +172,12 @@ class TemplateSources:
             npz, rec_path = tdir / f"{self._digest(sid)}.npz", tdir / f"{self._digest(sid)}.json"
             if rec_path.exists():
                 try:
-                    cached = json.loads(rec_path.read_text())
-                    if cached.get("status") != EXTRACTION_OK or npz.exists():
-                        record(sid, cached)
-                        continue
-                except (OSError, json.JSONDecodeError):
-                    pass
+                    cached = read_entry(npz, rec_path, self._digest(sid), extractor_key(desc))
+                except CacheEntryError as exc:
+                    log.warning("template cache entry of %s cannot be used: %s; extracting it again", sid, exc)
+                else:
+                    record(sid, cached)
+                    continue
             s = samples[sid]
             todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi,
                          "expected_size": self.dataset.info.image_size, "cache": str(npz)})
@@ -186,11 +195,9 @@ class TemplateSources:
                     else:
                         rec = result[0]
                         rec["error"] = one_line(rec["error"])
-                    if rec["status"] in (EXTRACTION_OK, "fte", "unreadable", "error"):
+                    if is_cacheable(rec):
                         rec_path = tdir / f"{self._digest(item['sid'])}.json"
-                        tmp = rec_path.with_suffix(".json.tmp")
-                        tmp.write_text(json.dumps(rec))
-                        tmp.replace(rec_path)
+                        write_record(rec_path, rec, self._digest(item["sid"]), extractor_key(desc))
                     record(item["sid"], rec)
                     bar.update(1)
         if ext_log is not None:
@@ -209,7 +216,10 @@ def _make_templates(ids: Sequence[str], locators: Sequence[tuple], model: dict[s
             out[k] = t
     for k, loc in enumerate(locators):
         if loc[0] == CACHED:
-            out[k] = Template.load(Path(loc[1]))
+            data = Path(loc[1]).read_bytes()
+            if sha256_bytes(data) != loc[2]:
+                raise TemplateError(f"{loc[1]}: template file changed since it was checked (SHA-256 differs)")
+            out[k] = Template.from_npz_bytes(data, source=str(loc[1]))
     return out
 
 

@@ -27,7 +27,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bench.store import RunDirError
+from bench.store import RunDirError, unique_tmp
 from bench.template import MINUTIA_DTYPE, Template
 
 STORE_FORMAT = "fingerbench-template-store"
@@ -106,9 +106,12 @@ class Shard:
 
     def save(self, path: Path) -> None:
         path = Path(path)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez(tmp, **{f: getattr(self, f) for f in _FIELDS})
-        tmp.replace(path)
+        tmp = unique_tmp(path).with_suffix(".tmp.npz")
+        try:
+            np.savez(tmp, **{f: getattr(self, f) for f in _FIELDS})
+            tmp.replace(path)
+        finally:
+            tmp.unlink(missing_ok=True)
 
     @classmethod
     def load(cls, path: Path) -> "Shard":

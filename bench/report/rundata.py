@@ -20,16 +20,16 @@ import pandas as pd
 from bench import metrics as M
 from bench.evaluate import comparison_status, load_scores
 from bench.store import (
-    COMPARISON_OK, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, SCORE_FIELDS, RunDir, RunDirError,
+    COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
+    PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError,
 )
 
 log = logging.getLogger(__name__)
 
 #: Comparison statuses the runner writes (see bench.store and bench.isolation).
-KNOWN_COMPARISON_STATUSES = (COMPARISON_OK, ENROL_FAILED, "failed", "timeout", "crash")
+KNOWN_COMPARISON_STATUSES = COMPARISON_STATUSES
 #: Extraction statuses the runner writes; all but "ok" are failures to enrol.
-KNOWN_EXTRACTION_STATUSES = (EXTRACTION_OK, "fte", "unreadable", "error", "missing", "timeout", "crash")
-PAIR_FIELDS = ["probe", "reference", "genuine"]
+KNOWN_EXTRACTION_STATUSES = EXTRACTION_STATUSES
 
 #: Manifest entries a report needs, as dotted paths.
 REQUIRED_MANIFEST_KEYS = (

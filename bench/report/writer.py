@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.report import html, plots, tables, worst
+from bench.report.output import ReportOutput
 from bench.report.rundata import RunData, load_run
 from bench.report.summary import summarise, summary_document
 
@@ -100,6 +101,7 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
     paths = list(OrderedDict((Path(r).resolve(), Path(r)) for r in runs).values())
     data = [load_run(p) for p in paths]
     out = Path(out)
+    files = ReportOutput(out, ("report.html", "report.md", "summary.json", "indicators.csv", "speed.csv"))
     (out / "figures").mkdir(parents=True, exist_ok=True)
     labels = display_labels(data)
     colour_map = plots.colours(list(labels.values()))
@@ -162,7 +164,7 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
                        "summaries": ss, "worst": worst_cases})
 
     for name, png in figures.items():
-        path = out / "figures" / f"{name}.png"
+        path = files.path(f"figures/{name}.png")
         path.write_bytes(png)
         figure_files[name] = f"figures/{path.name}"
 
@@ -180,5 +182,6 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
     doc = summary_document([summaries[str(d.path)] for d in data], notes=notes + warnings)
     (out / "summary.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
     tables.write_csv([summaries[str(d.path)] for d in data], out)
+    files.finish()
     return html_path
 

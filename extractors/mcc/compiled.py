@@ -47,7 +47,7 @@ except ImportError as exc:  # pragma: no cover
             return args[0]
         return lambda f: f
 
-from extractors.mcc.cylinders import CylinderParams, CylinderSet, cell_offsets, _hull, pair_geometry
+from extractors.mcc.cylinders import CylinderParams, CylinderSet, cell_offsets
 
 _JIT = dict(cache=True, nogil=True, error_model="numpy")
 

@@ -17,7 +17,7 @@ which is how the tests check it on machines without a GPU.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -36,6 +36,9 @@ def __getattr__(name: str) -> Any:
     raise AttributeError(name)
 
 from extractors.mcc import compiled
+
+if TYPE_CHECKING:  # annotations only
+    import torch
 from extractors.mcc.compiled import ComparisonConstants, Prepared
 
 #: Gallery cylinders per block of local similarities, and comparisons per relaxation batch:

@@ -487,7 +487,17 @@ def local_similarity_matrix(pw, pc, pa, n_a, gw, gc, ga, n_b, floats, ints):
 # ------------------------------------------------------------------ cylinder creation
 @njit(**_JIT)
 def _wrap64(x):
-    return np.mod(x + math.pi, TWO_PI) - math.pi
+    """np.mod(x + pi, 2 pi) - pi, bit for bit: within (-3 pi, pi) one subtraction or addition
+    of 2 pi is what numpy's remainder does (exactly, or with the same rounding), without
+    the cost of fmod."""
+    a = x + math.pi
+    if 0.0 <= a < TWO_PI:
+        return a - math.pi
+    if TWO_PI <= a < 2.0 * TWO_PI:
+        return (a - TWO_PI) - math.pi
+    if -TWO_PI < a < 0.0:
+        return (a + TWO_PI) - math.pi
+    return np.mod(a, TWO_PI) - math.pi
 
 
 @njit(**_JIT)

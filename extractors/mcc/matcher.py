@@ -36,7 +36,7 @@ import math
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import scipy.sparse as sp
@@ -285,42 +285,36 @@ class MccMatcher:
             self._constants = cached
         return cached[1]
 
+    def _last_gallery(self, kind: str, gallery: Sequence[Template], build: Callable[[], Any]) -> Any:
+        """``build()``'s result for this gallery, kept (one per ``kind``) for as long as the
+        same Template objects come back: repeated 1:N calls against one gallery."""
+        _, stacks = self._caches()
+        key = (tuple(id(t) for t in gallery), str(self.device))
+        cached = stacks.get(kind)
+        if cached is not None and cached[0] == key and all(r() is t for r, t in zip(cached[1], gallery)):
+            return cached[2]
+        value = build()
+        try:
+            stacks[kind] = (key, [weakref.ref(t) for t in gallery], value)
+        except TypeError:  # not weak-referenceable: not kept
+            pass
+        return value
+
+    def _compiled_stack(self, gallery: Sequence[Template]) -> compiled.Prepared:
+        c = self._compiled_constants()
+        return compiled.stack_prepared([self._compiled_form(t) for t in gallery], int(2 * c.ints[0] + c.ints[1]))
+
     def _compiled_gallery(self, gallery: Sequence[Template]) -> compiled.Prepared:
         """The gallery in the compiled layout; the last one is kept for repeated 1:N calls."""
         if len(gallery) == 1:
             return self._compiled_form(gallery[0])
-        _, stacks = self._caches()
-        key = tuple(id(t) for t in gallery)
-        cached = stacks.get("last_compiled")
-        if cached is not None and cached[0] == key and all(r() is t for r, t in zip(cached[1], gallery)):
-            return cached[2]
-        constants = self._compiled_constants()
-        n_columns = int(2 * constants.ints[0] + constants.ints[1])
-        stack = compiled.stack_prepared([self._compiled_form(t) for t in gallery], n_columns)
-        try:
-            refs = [weakref.ref(t) for t in gallery]
-        except TypeError:
-            return stack
-        stacks["last_compiled"] = (key, refs, stack)
-        return stack
+        return self._last_gallery("compiled", gallery, lambda: self._compiled_stack(gallery))
 
     def _compare_on_device(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         if len(gallery) == 0:
             return np.zeros(0, dtype=np.float64)
-        _, stacks = self._caches()
-        key = (tuple(id(t) for t in gallery), str(self.device))
-        cached = stacks.get("last_device")
-        if cached is not None and cached[0] == key and all(r() is t for r, t in zip(cached[1], gallery)):
-            on_device = cached[2]
-        else:
-            c = self._compiled_constants()
-            stack = compiled.stack_prepared([self._compiled_form(t) for t in gallery],
-                                            int(2 * c.ints[0] + c.ints[1]))
-            on_device = gpu.DeviceGallery(stack, c, str(self.device))
-            try:
-                stacks["last_device"] = (key, [weakref.ref(t) for t in gallery], on_device)
-            except TypeError:
-                pass
+        on_device = self._last_gallery("device", gallery, lambda: gpu.DeviceGallery(
+            self._compiled_stack(gallery), self._compiled_constants(), str(self.device)))
         return gpu.compare_gallery(self._compiled_form(probe), on_device, self._compiled_constants())
 
     def _compare_compiled(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
@@ -346,18 +340,7 @@ class MccMatcher:
             if entry[1] is None:
                 entry[1] = self._build_stack([entry[0]])
             return entry[1]
-        _, stacks = self._caches()
-        key = tuple(id(t) for t in gallery)
-        cached = stacks.get("last")
-        if cached is not None and cached[0] == key and all(r() is t for r, t in zip(cached[1], gallery)):
-            return cached[2]
-        stack = self._build_stack([self.prepare(t) for t in gallery])
-        try:
-            refs = [weakref.ref(t) for t in gallery]
-        except TypeError:
-            return stack
-        stacks["last"] = (key, refs, stack)
-        return stack
+        return self._last_gallery("numpy", gallery, lambda: self._build_stack([self.prepare(t) for t in gallery]))
 
     def _build_stack(self, sets: list[CylinderSet]) -> _Stack:
         counts = np.array([len(c) for c in sets], dtype=np.intp)

@@ -83,7 +83,29 @@ class PluginSpec:
             "target": self.target,
             "version": str(getattr(instance, "version", "unknown")),
             "params": get_params(instance),
+            "code_sha256": code_fingerprint(type(instance)),
         }
+
+
+def code_fingerprint(cls: type) -> str:
+    """SHA-256 of the Python source next to a plugin class: every ``.py`` file in the folder
+    of the module that defines it (a family's extractor or matcher and its helpers, or a
+    single ``path/file.py``). Part of the template cache key and of a run's identity, so
+    that changed code is never mistaken for the code that made a stored result, whether or
+    not its ``version`` was bumped. "" where the class has no source file."""
+    module = sys.modules.get(cls.__module__)
+    path = getattr(module, "__file__", None)
+    if not path:
+        return ""
+    h = hashlib.sha256()
+    for f in sorted(Path(path).resolve().parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0")
+        try:
+            h.update(f.read_bytes())
+        except OSError:
+            continue
+        h.update(b"\0")
+    return h.hexdigest()
 
 
 #: Module-name prefix of plugins loaded from a file (``path/file.py:Class``).
@@ -149,8 +171,8 @@ def _stable_json(obj: Any) -> str:
 
 
 def extractor_key(desc: dict[str, Any]) -> str:
-    """Cache key of an extractor: name, target, version and parameters."""
-    blob = _stable_json({k: desc[k] for k in ("name", "target", "version", "params")})
+    """Cache key of an extractor: name, target, version, parameters and code fingerprint."""
+    blob = _stable_json({k: desc.get(k, "") for k in ("name", "target", "version", "params", "code_sha256")})
     return f"{desc['name']}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
 
 

@@ -535,3 +535,50 @@ def test_identification_constructs_the_matcher_in_a_worker_first(tmp_path):
     with pytest.raises(PluginError, match=r"matcher 'BrokenInitMatcher' could not be constructed: SystemExit: 3"):
         run_identification(p, IdentificationConfig(spec, tmp_path / "run", TemplateSources(seed=0, jobs=1), jobs=1))
     assert not (tmp_path / "run").exists()
+
+
+PLUGIN_SOURCE = '''
+import numpy as np
+from bench.template import Template, make_minutiae
+
+ANGLE = {angle}
+
+
+class GridExtractor:
+    version = "1"
+    template_format = "minutiae"
+
+    def extract(self, image, dpi):
+        h, w = image.shape
+        cells = image[: h // 8 * 8, : w // 8 * 8].reshape(h // 8, 8, w // 8, 8).mean(axis=(1, 3))
+        ys, xs = np.unravel_index(np.argsort(cells, axis=None, kind="stable")[:12], cells.shape)
+        return Template(make_minutiae(xs * 8 + 4, ys * 8 + 4, np.full(len(xs), ANGLE)), w, h, dpi)
+'''
+
+
+def test_changed_plugin_code_is_never_mistaken_for_the_old_code(toy, tmp_path):
+    # The same file, class name and version, different code (as when a bug is fixed without
+    # a version bump): the templates are made again and the old run is not resumed.
+    plugin = tmp_path / "plugin" / "grid.py"
+    plugin.parent.mkdir()
+    plugin.write_text(PLUGIN_SOURCE.format(angle=0.5))
+    pairs = protocols.build("fvc", toy)
+
+    def cfg(out: Path) -> RunConfig:
+        return RunConfig(extractor=PluginSpec("extractor", "GridExtractor", f"{plugin}:GridExtractor"),
+                         matcher=PluginSpec("matcher", "ToyMatcher", dummy("ToyMatcher")), out=out,
+                         cache_dir=tmp_path / "cache", jobs=1, progress=False)
+
+    run_benchmark(toy, pairs, cfg(tmp_path / "before"))
+    before = json.loads((tmp_path / "before" / "manifest.json").read_text())["extractor"]
+    plugin.write_text(PLUGIN_SOURCE.format(angle=1.5))
+    with pytest.raises(RunDirError, match="another configuration"):
+        run_benchmark(toy, pairs, cfg(tmp_path / "before"))
+    run_benchmark(toy, pairs, cfg(tmp_path / "after"))
+    after = json.loads((tmp_path / "after" / "manifest.json").read_text())["extractor"]
+    assert before["version"] == after["version"] and before["code_sha256"] != after["code_sha256"]
+    assert extractor_key(before) != extractor_key(after)
+    extracted = pd.read_csv(tmp_path / "after" / "extractions.csv")
+    assert (extracted["status"] == "ok").all()
+    # the new templates were made by the new code: their cache folder holds its own entries
+    assert len(list((tmp_path / "cache" / "templates" / extractor_key(after)).glob("*.npz"))) == len(extracted)

@@ -15,7 +15,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
         "run", help="run extractors and matchers on a dataset under a protocol",
         description="Extract a template from every image the protocol needs (cached per image, "
-                    "extractor, version and parameters), compare every pair, store raw records and "
+                    "extractor, version, parameters and code), compare every pair, store raw records and "
                     "metrics in a run directory. Interrupted runs resume where they stopped.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )

@@ -70,12 +70,12 @@ class TemplateSources:
     _extractor_desc: dict[str, Any] | None = field(default=None, repr=False)
 
     def _describe_extractor(self) -> dict[str, Any]:
-        """The extractor's name, target, version and parameters, from constructing it in an
+        """The extractor's name, target, version, parameters and code fingerprint, from constructing it in an
         isolated worker (a constructor that crashes or hangs becomes a PluginError)."""
         assert self.extractor is not None
         if self._extractor_desc is None:
             desc = describe_plugins([self.extractor], self.init_timeout)[0]
-            self._extractor_desc = {k: desc[k] for k in ("name", "target", "version", "params")}
+            self._extractor_desc = {k: desc[k] for k in ("name", "target", "version", "params", "code_sha256")}
         return dict(self._extractor_desc)
 
     def identity(self, ids: Sequence[str]) -> dict[str, Any]:

@@ -16,8 +16,9 @@ The relaxation sums and ``exp`` are the only operations whose rounding may diffe
 numpy's (float32, a few units in the last place), so scores agree with the reference to
 about 1e-6 (see tests/test_mcc_compiled.py for the tolerance that is checked).
 
-numba is an optional dependency: :data:`AVAILABLE` says whether it imported, and
-:data:`UNAVAILABLE_REASON` why not. Compiled functions are cached on disk (numba's
+numba is a default dependency, but the matcher falls back to the reference where it cannot
+be installed: :data:`AVAILABLE` says whether it imported, and :data:`UNAVAILABLE_REASON` why
+not. Compiled functions are cached on disk (numba's
 ``cache=True``, next to this file or in ``NUMBA_CACHE_DIR``), so the first-call
 compilation is paid once per machine; :func:`warm_up` compiles them ahead of any timed
 region.
@@ -809,11 +810,6 @@ def build(template, p: CylinderParams) -> tuple[CylinderSet, Prepared]:
     angles[:, 2] = np.sin(theta32)
     zero = np.zeros(1, dtype=np.int64)
     return cylinders, Prepared(words, counts, angles, geometry, zero, np.array([k], dtype=np.int64), zero.copy())
-
-
-def build_cylinders(template, p: CylinderParams) -> CylinderSet:
-    """:func:`extractors.mcc.cylinders.build_cylinders` for bit cylinders, compiled."""
-    return build(template, p)[0]
 
 
 _OFFSETS: dict[tuple[float, int], np.ndarray] = {}

@@ -13,6 +13,7 @@ similarity score for two templates; ``higher_is_better`` says which way it point
 from __future__ import annotations
 
 import inspect
+import logging
 from typing import Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
@@ -79,6 +80,22 @@ class BatchMatcher(Matcher, Protocol):
 
     def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         ...
+
+
+log = logging.getLogger(__name__)
+
+
+def warm_up(plugin: Any, name: str, *args: Any) -> None:
+    """Call the plugin's optional ``warm_up(*args)`` hook, if it has one. A failure is
+    logged, not raised (SystemExit too): the timed calls meet, and record, the same problem."""
+    hook = getattr(plugin, "warm_up", None)
+    if not callable(hook):
+        return
+    try:
+        hook(*args)
+    except BaseException as exc:
+        log.warning("warm-up of %s%s failed: %s: %s", name, f" at {args[0]} dpi" if args else "",
+                    type(exc).__name__, exc)
 
 
 def get_params(plugin: Any) -> dict[str, Any]:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from bench import contract, provenance, registry
 from bench.datasets.base import Dataset, ImageError, read_grayscale, sha256_file
 from bench.isolation import IsolatedPool, Task, TaskFailure, WorkerSetupError
-from bench.plugins import FailureToEnrol, accepts, get_params
+from bench.plugins import FailureToEnrol, accepts, get_params, warm_up
 from bench.protocols import PairList
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
@@ -246,13 +246,8 @@ def _inspect_plugins(specs: list[PluginSpec], timeout: float) -> list[dict[str, 
 
 def _setup_extractor(spec: PluginSpec, dpis: tuple[float, ...] = ()) -> Any:
     extractor = spec.build()
-    warm_up = getattr(extractor, "warm_up", None)
-    if callable(warm_up):
-        for dpi in dpis:
-            try:
-                warm_up(dpi)
-            except BaseException as exc:  # SystemExit too; the timed calls will meet (and record) the same problem
-                log.warning("warm-up of %s at %s dpi failed: %s", spec.name, dpi, exc)
+    for dpi in dpis:
+        warm_up(extractor, spec.name, dpi)
     return extractor
 
 
@@ -314,12 +309,7 @@ def _last_frame(exc: BaseException) -> str:
 
 def _setup_matcher(spec: PluginSpec) -> dict[str, Any]:
     matcher = spec.build()
-    warm_up = getattr(matcher, "warm_up", None)
-    if callable(warm_up):
-        try:
-            warm_up()
-        except BaseException as exc:  # SystemExit too
-            log.warning("warm-up of %s failed: %s", spec.name, exc)
+    warm_up(matcher, spec.name)
     return {"matcher": matcher, "templates": OrderedDict()}
 
 

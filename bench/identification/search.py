@@ -42,6 +42,7 @@ import numpy as np
 
 from bench.identification.metrics import histogram_keys
 from bench.identification.store import STATUS_OK, Shard, TemplateStore
+from bench.plugins import warm_up
 from bench.runner import PluginSpec
 from bench.template import Template
 
@@ -97,12 +98,7 @@ class SearchWorker:
     def __init__(self, ctx: SearchContext) -> None:
         self.ctx = ctx
         self.matcher = ctx.matcher.build()
-        warm_up = getattr(self.matcher, "warm_up", None)
-        if callable(warm_up):  # one-time set-up (compilation) outside every timed region
-            try:
-                warm_up()
-            except Exception as exc:
-                log.warning("warm_up() failed (%s: %s)", type(exc).__name__, exc)
+        warm_up(self.matcher, ctx.matcher.name)  # one-time set-up (compilation) outside every timed region
         self._probes: OrderedDict[int, tuple[Shard, list[Template | None]]] = OrderedDict()
         self._warned_many = False
 

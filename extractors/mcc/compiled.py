@@ -100,7 +100,6 @@ def prepared_from_cylinders(c: CylinderSet, nd: int) -> Prepared:
     n_words, n_cell_words = word_counts(n_cells, c.n_bits)
     words = np.zeros((n, 2 * n_words + n_cell_words), dtype=np.uint64)
     counts = np.zeros((n, 3), dtype=np.int32)
-    angles = np.zeros((n, 3), dtype=np.float32)
     if n:
         valid = c.valid > 0
         bits_words = c.packed.shape[1]
@@ -111,15 +110,22 @@ def prepared_from_cylinders(c: CylinderSet, nd: int) -> Prepared:
         counts[:, 0] = np.rint(c.energy.sum(axis=1))
         counts[:, 1] = valid.sum(axis=1)
         counts[:, 2] = valid.all(axis=1)
-        theta = c.theta.astype(np.float32)
-        angles[:, 0] = theta
-        angles[:, 1] = np.cos(theta)
-        angles[:, 2] = np.sin(theta)
     geometry = np.empty((n * n, 2), dtype=np.float32)
     geometry[:, 0] = c.pairs.real.ravel()
     geometry[:, 1] = c.pairs.imag.ravel()
+    return single_template(words, counts, c.theta, geometry)
+
+
+def single_template(words: np.ndarray, counts: np.ndarray, theta: np.ndarray, geometry: np.ndarray) -> Prepared:
+    """One template's :class:`Prepared`: its directions in float32 with their cosines and
+    sines (numpy's, as the reference computes them), and the one-entry gallery index."""
+    theta32 = theta.astype(np.float32)
+    angles = np.empty((theta32.size, 3), dtype=np.float32)
+    angles[:, 0] = theta32
+    angles[:, 1] = np.cos(theta32)
+    angles[:, 2] = np.sin(theta32)
     zero = np.zeros(1, dtype=np.int64)
-    return Prepared(words, counts, angles, geometry, zero, np.array([n], dtype=np.int64), zero.copy())
+    return Prepared(words, counts, angles, geometry, zero, np.array([theta32.size], dtype=np.int64), zero.copy())
 
 
 def stack_prepared(parts: list[Prepared], n_columns: int) -> Prepared:
@@ -803,13 +809,7 @@ def build(template, p: CylinderParams) -> tuple[CylinderSet, Prepared]:
         xy=xy[keep], theta=theta[keep], pairs=pairs, valid=valid.astype(np.float32), energy=energy,
         n_bits=n_bits, packed=np.ascontiguousarray(words[:, : (n_bits + 63) // 64]),
     )
-    theta32 = cylinders.theta.astype(np.float32)
-    angles = np.empty((k, 3), dtype=np.float32)
-    angles[:, 0] = theta32
-    angles[:, 1] = np.cos(theta32)
-    angles[:, 2] = np.sin(theta32)
-    zero = np.zeros(1, dtype=np.int64)
-    return cylinders, Prepared(words, counts, angles, geometry, zero, np.array([k], dtype=np.int64), zero.copy())
+    return cylinders, single_template(words, counts, cylinders.theta, geometry)
 
 
 _OFFSETS: dict[tuple[float, int], np.ndarray] = {}

@@ -7,9 +7,24 @@ from pathlib import Path
 
 import pytest
 
+from bench.datasets.base import Dataset, DatasetInfo, Sample
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = Path(os.environ.get("FINGERBENCH_TEST_DATA") or PROJECT_ROOT.parent / "shared" / "datasets")
 DUMMY = Path(__file__).resolve().parent / "dummy_plugins.py"
+
+
+#: Description of the tiny image folders that tests make.
+TOY_INFO = DatasetInfo("toy", "toy set", "none", 500, None, None, None, "test", "", "", ("fvc",))
+
+
+def folder_dataset(root: Path, dpi: float = 500, info: DatasetInfo = TOY_INFO) -> Dataset:
+    """A dataset of the images ``<subject>_<impression>.<ext>`` in ``root``."""
+    samples = []
+    for path in sorted(root.glob("*.*")):
+        subject, impression = path.stem.split("_")
+        samples.append(Sample(path.stem, subject, int(impression), path, dpi))
+    return Dataset(info, root, samples)
 
 
 def dummy(name: str) -> str:

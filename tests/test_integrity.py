@@ -18,14 +18,13 @@ import pandas as pd
 import pytest
 
 from bench import protocols
-from bench.datasets.base import Dataset, DatasetInfo, Sample
+from bench.datasets.base import Dataset
 from bench.cli import main
 from bench.evaluate import evaluate_run
 from bench.runner import PluginSpec, RunConfig, extractor_key, run_benchmark
 from bench.store import RunDirError
-from conftest import dummy
+from conftest import dummy, folder_dataset
 
-INFO = DatasetInfo("toy", "toy set", "none", 500, None, None, None, "test", "", "", ("fvc",))
 
 
 def make_images(root: Path, subjects: int = 4, impressions: int = 3, seed: int = 0) -> Path:
@@ -41,14 +40,6 @@ def make_images(root: Path, subjects: int = 4, impressions: int = 3, seed: int =
     return root
 
 
-def toy_dataset(root: Path) -> Dataset:
-    samples = []
-    for path in sorted(root.glob("*.png")):
-        subject, impression = path.stem.split("_")
-        samples.append(Sample(path.stem, subject, int(impression), path, 500))
-    return Dataset(INFO, root, samples)
-
-
 def config(tmp_path: Path, extractor="ToyExtractor", matcher="ToyMatcher", **kw) -> RunConfig:
     return RunConfig(
         extractor=PluginSpec("extractor", extractor, dummy(extractor),
@@ -61,7 +52,7 @@ def config(tmp_path: Path, extractor="ToyExtractor", matcher="ToyMatcher", **kw)
 
 @pytest.fixture
 def toy(tmp_path) -> Dataset:
-    return toy_dataset(make_images(tmp_path / "images"))
+    return folder_dataset(make_images(tmp_path / "images"))
 
 
 def sorted_scores(run_dir: Path) -> pd.DataFrame:
@@ -200,7 +191,7 @@ def test_which_failures_are_cached_and_why(toy, tmp_path, caplog):
 def base_run(tmp_path_factory):
     """One complete run on the toy set (all pairs), made once for the tests that damage a copy."""
     root = tmp_path_factory.mktemp("base")
-    ds = toy_dataset(make_images(root / "images"))
+    ds = folder_dataset(make_images(root / "images"))
     pairs = protocols.all_pairs(ds)
     return ds, pairs, run_benchmark(ds, pairs, config(root)), root
 
@@ -221,7 +212,7 @@ def _lines(path: Path) -> list[str]:
 
 def test_truncated_last_row_is_refused_by_metrics_and_recomputed_by_a_resumed_run(finished, caplog):
     summary, cfg, pairs = finished
-    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    toy = folder_dataset(cfg.cache_dir.parent / "images")
     scores = summary.run_dir / "scores.csv"
     lines = _lines(scores)
     cut = lines[-1].split(",")
@@ -237,7 +228,7 @@ def test_truncated_last_row_is_refused_by_metrics_and_recomputed_by_a_resumed_ru
 @pytest.mark.parametrize("bad_score", ["abc", "inf", "1e400", "nan", ""])
 def test_a_non_numeric_ok_score_is_refused_with_file_and_line(finished, bad_score):
     summary, cfg, pairs = finished
-    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    toy = folder_dataset(cfg.cache_dir.parent / "images")
     scores = summary.run_dir / "scores.csv"
     df = pd.read_csv(scores, dtype=str, keep_default_na=False)
     row = int(np.flatnonzero(df["status"] == "ok")[3])
@@ -325,7 +316,7 @@ def test_a_run_folder_is_locked_while_a_run_writes_there(finished, tmp_path):
     import sys
 
     summary, cfg, pairs = finished
-    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    toy = folder_dataset(cfg.cache_dir.parent / "images")
     before = (summary.run_dir / "scores.csv").read_bytes()
     holder = subprocess.Popen(
         [sys.executable, "-c", "import sys, time\nfrom bench.store import RunDir\n"
@@ -386,7 +377,7 @@ def test_a_refused_run_leaves_no_folder_behind(toy, tmp_path):
 
 def test_force_removes_only_the_runs_own_files(finished):
     summary, cfg, pairs = finished
-    toy = toy_dataset(cfg.cache_dir.parent / "images")
+    toy = folder_dataset(cfg.cache_dir.parent / "images")
     (summary.run_dir / "notes.txt").write_text("kept\n")
     forced = run_benchmark(toy, pairs, config(cfg.cache_dir.parent, out=summary.run_dir, force=True))
     assert (summary.run_dir / "notes.txt").read_text() == "kept\n"
@@ -449,7 +440,7 @@ def test_sys_exit_and_keyboard_interrupt_in_plugins_cost_one_item(tmp_path):
     for name, width in (("102_1", 88), ("103_1", 80)):
         img = cv2.imread(str(root / f"{name}.png"), 0)
         cv2.imwrite(str(root / f"{name}.png"), img[:, :width])
-    ds = toy_dataset(root)
+    ds = folder_dataset(root)
     pairs = protocols.fvc(ds)
     cfg = config(tmp_path, extractor="ExitingExtractor", matcher="InterruptingMatcher",
                  extractor_params={"cell": 8, "keep": 12, "exit_width": 88}, matcher_params={"interrupt_width": 80})

@@ -21,12 +21,12 @@ from bench import bootstrap as B
 from bench import metrics as M
 from bench import protocols
 from bench.cli import main
-from bench.datasets.base import Dataset, DatasetInfo, Sample
+from bench.datasets.base import Dataset, DatasetInfo
 from bench.evaluate import evaluate_run
 from bench.report import load_run, write_report
 from bench.runner import PluginSpec, RunConfig, run_benchmark
 from bench.store import RunDirError
-from conftest import dummy
+from conftest import dummy, folder_dataset
 from dummy_plugins import FTE_LEVEL
 
 TOY_INFO = DatasetInfo("toy-prints", "toy prints", "none", 500, None, None, None, "test", "", "", ("fvc",))
@@ -52,11 +52,7 @@ def toy_images(root: Path, seed: int = 0) -> Path:
 
 
 def toy_dataset(root: Path) -> Dataset:
-    samples = []
-    for path in sorted(root.glob("*.png")):
-        subject, impression = path.stem.split("_")
-        samples.append(Sample(path.stem, subject, int(impression), path, 500))
-    return Dataset(TOY_INFO, root, samples)
+    return folder_dataset(root, info=TOY_INFO)
 
 
 def toy_run(ds: Dataset, out: Path, cache: Path, protocol: str = "fvc", matcher: str = "ToyMatcher",

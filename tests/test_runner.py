@@ -12,23 +12,12 @@ import pandas as pd
 import pytest
 
 from bench import protocols
-from bench.datasets.base import Dataset, DatasetInfo, Sample
+from bench.datasets.base import Sample
 from bench.evaluate import evaluate_run
 from bench.runner import PluginSpec, RunConfig, run_benchmark
 from bench.store import RunDirError
-from conftest import dummy
+from conftest import dummy, folder_dataset
 from dummy_plugins import CRASH_LEVEL, FTE_LEVEL, HANG_LEVEL, RAISE_LEVEL
-
-INFO = DatasetInfo("toy", "toy set", "none", 500, None, None, None, "test", "", "", ("fvc",))
-
-
-def folder_dataset(root: Path, dpi: float = 500) -> Dataset:
-    samples = []
-    for path in sorted(root.glob("*.*")):
-        subject, impression = path.stem.split("_")
-        samples.append(Sample(path.stem, subject, int(impression), path, dpi))
-    return Dataset(INFO, root, samples)
-
 
 def config(tmp_path: Path, extractor="ToyExtractor", matcher="ToyMatcher", **kw) -> RunConfig:
     return RunConfig(

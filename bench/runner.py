@@ -4,7 +4,7 @@ Extraction results are cached per (image content, extractor, version, parameters
 the cache directory as NPZ templates with a JSON record beside each, so a second run,
 or a run with another matcher, reuses them. Comparisons are grouped by probe so a matcher
 with ``compare_many`` gets one probe against many references. Every plugin call runs in
-an isolated worker process (see :mod:`bench.isolation`).
+an isolated worker process (see :mod:`bench.engine.isolation`).
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from tqdm import tqdm
 
 from bench import contract, provenance, registry
 from bench.datasets.base import Dataset, ImageError, read_grayscale, sha256_file
-from bench.isolation import IsolatedPool, Task, TaskFailure, WorkerSetupError
+from bench.engine.isolation import IsolatedPool, Task, TaskFailure, WorkerSetupError
 from bench.plugins import FailureToEnrol, accepts, get_params, warm_up
 from bench.protocols import PairList
 from bench.store import (

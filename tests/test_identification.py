@@ -20,7 +20,7 @@ import pytest
 from bench.identification import metrics as im
 from bench.identification import protocol as proto
 from bench.identification import synthetic as syn
-from bench.identification.backends import BackendError, LocalBackend
+from bench.engine.backends import BackendError, LocalBackend
 from bench.identification.results import mate_ranks, merge_top, read_table
 from bench.identification.runner import IdentificationConfig, evaluate_run, run_identification
 from bench.identification.sources import MissingTemplatesError, TemplateSources
@@ -453,7 +453,7 @@ def _kill_script(out: Path, matcher: PluginSpec) -> str:
         from pathlib import Path
         sys.path.insert(0, {str(HERE.parent)!r})
         from test_identification import small_protocol, config, spec
-        from bench.identification.backends import LocalBackend
+        from bench.engine.backends import LocalBackend
         from bench.identification.runner import run_identification
         if __name__ == "__main__":
             run_identification(small_protocol(), config(Path({str(out)!r}), spec(delay={matcher.params['delay']}),

@@ -14,10 +14,11 @@ import pytest
 distributed = pytest.importorskip("distributed")
 dask = pytest.importorskip("dask")
 
-from bench.identification.backends import BackendError, DaskBackend, LocalBackend  # noqa: E402
+from bench.engine.backends import BackendError, DaskBackend, LocalBackend  # noqa: E402
+from bench.engine.isolation import Task  # noqa: E402
 from bench.identification.results import read_table  # noqa: E402
 from bench.identification.runner import run_identification  # noqa: E402
-from bench.identification.search import SearchContext  # noqa: E402
+from bench.identification.search import SearchContext, SearchJob  # noqa: E402
 from test_identification import brute_force, check_against, config, matcher, small_protocol, spec  # noqa: E402
 
 TIMING_COLUMNS = {"search_seconds", "search_cpu_seconds"}
@@ -81,8 +82,8 @@ def test_workers_that_cannot_read_the_stores_are_refused(tmp_path, cluster):
     ctx = SearchContext("k", spec(), True, str(tmp_path / "nowhere" / "gallery"), str(tmp_path / "probes"), 5)
     b = backend(cluster)
     try:
-        with pytest.raises(BackendError, match="cannot read the run's template stores"):
-            list(b.run(ctx, [(0, 0)]))
+        with pytest.raises(BackendError, match="cannot read the files of this search"):
+            list(b.run(SearchJob(ctx), [Task((0, 0), [(0, 0)])]))
     finally:
         b.close()
 

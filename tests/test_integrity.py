@@ -477,7 +477,7 @@ def test_identification_sources_recompute_a_damaged_cache_entry(toy, tmp_path, c
 
 def test_identification_metrics_check_the_recorded_digests(tmp_path):
     from bench.identification import protocol as proto
-    from bench.identification.backends import LocalBackend
+    from bench.engine.backends import LocalBackend
     from bench.identification.runner import IdentificationConfig, evaluate_run as evaluate_1n, run_identification
     from bench.identification.sources import TemplateSources
 

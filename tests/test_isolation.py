@@ -6,7 +6,7 @@ import os
 import signal
 import time
 
-from bench.isolation import IsolatedPool, Task, TaskFailure
+from bench.engine.isolation import IsolatedPool, Task, TaskFailure
 
 
 def _setup(offset):

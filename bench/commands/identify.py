@@ -110,7 +110,7 @@ def run(args: argparse.Namespace) -> int:
     from bench import datasets, registry
     from bench.identification import protocol as proto
     from bench.identification import synthetic as syn
-    from bench.identification.backends import BackendError, DaskBackend, LocalBackend
+    from bench.engine.backends import BackendError, DaskBackend, LocalBackend
     from bench.identification.runner import IdentificationConfig, evaluate_run, format_summary, run_identification
     from bench.identification.sources import TemplateSources
     from bench.runner import PluginSpec, default_cache_dir

@@ -11,7 +11,7 @@
 
 See :mod:`.runner` for the run directory, :mod:`.metrics` for the definitions,
 :mod:`.synthetic` for what synthetic templates are (and are not), and
-:mod:`.backends` for running on a Dask cluster. Names are imported on first use, so a
+:mod:`bench.engine.backends` for running on a Dask cluster. Names are imported on first use, so a
 worker process that only searches does not load the template generators.
 """
 
@@ -21,9 +21,9 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
-    "BackendError": "bench.identification.backends",
-    "DaskBackend": "bench.identification.backends",
-    "LocalBackend": "bench.identification.backends",
+    "BackendError": "bench.engine.backends",
+    "DaskBackend": "bench.engine.backends",
+    "LocalBackend": "bench.engine.backends",
     "IdentificationProtocol": "bench.identification.protocol",
     "IdentificationConfig": "bench.identification.runner",
     "IdentificationSummary": "bench.identification.runner",
@@ -33,7 +33,7 @@ _EXPORTS = {
     "MissingTemplatesError": "bench.identification.sources",
     "TemplateSources": "bench.identification.sources",
 }
-_MODULES = ("metrics", "protocol", "synthetic", "store", "search", "backends", "sources", "results", "runner")
+_MODULES = ("metrics", "protocol", "synthetic", "store", "search", "sources", "results", "runner")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

@@ -37,10 +37,11 @@ from tqdm import tqdm
 
 from bench import provenance
 from bench.identification import results as res
-from bench.identification.backends import Backend, LocalBackend
+from bench.engine.backends import Backend, LocalBackend
+from bench.engine.isolation import Task
 from bench.identification.metrics import DEFAULT_FPIR_TARGETS, compute_identification_metrics
 from bench.identification.protocol import IdentificationProtocol
-from bench.identification.search import SearchContext, peak_rss_bytes
+from bench.identification.search import SearchContext, SearchJob, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
 from bench.protocols import ProtocolError
@@ -213,8 +214,8 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     disable = None if config.progress is None else not config.progress
     if todo:
         with tqdm(total=len(todo), desc="1:N units", unit="unit", disable=disable, leave=False) as bar:
-            for unit, result in backend.run(ctx, todo):
-                res.save_chunk(run, result)
+            for _task, result in backend.run(SearchJob(ctx), [Task(u, [u]) for u in todo]):
+                res.save_chunk(run, result[0])
                 bar.update(1)
     search_wall = time.perf_counter() - t_search
     driver_cpu = time.process_time() - c_search

@@ -31,12 +31,11 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import threading
 import time
 from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
@@ -264,39 +263,26 @@ class SearchWorker:
         }
 
 
-# --------------------------------------------------------- worker entry points
-_workers: dict[tuple[str, int], SearchWorker] = {}
-_workers_lock = threading.Lock()
+# ------------------------------------------------------------------ the job
+@dataclass(frozen=True)
+class SearchJob:
+    """1:N search as a job of the run engine (see :mod:`bench.engine.backends`): a unit
+    is one (probe shard, gallery shard) pair; a lost unit is recomputed whole."""
 
+    ctx: SearchContext
+    name: ClassVar[str] = "search"
+    item_timeout: ClassVar[float | None] = None  # the backend's task timeout
+    isolate_items: ClassVar[bool] = False
 
-def worker_for(ctx: SearchContext) -> SearchWorker:
-    """This thread's worker for ``ctx`` (built once; Dask workers may run threads)."""
-    key = (ctx.key, threading.get_ident())
-    with _workers_lock:
-        w = _workers.get(key)
-        if w is None:
-            for k in [k for k in _workers if k[1] == key[1]]:  # one run at a time per thread
-                del _workers[k]
-            w = _workers[key] = SearchWorker(ctx)
-    return w
+    @property
+    def key(self) -> str:
+        return self.ctx.key
 
+    def setup(self) -> SearchWorker:
+        return SearchWorker(self.ctx)
 
-def run_unit(ctx: SearchContext, b: int, g: int) -> dict[str, Any]:
-    """Run unit (b, g) in this process (the Dask task function)."""
-    return worker_for(ctx).run(b, g)
+    def handle(self, worker: SearchWorker, items: list[tuple[int, int]]) -> list[dict[str, Any]]:
+        return [worker.run(b, g) for b, g in items]
 
-
-def setup_local(ctx: SearchContext) -> SearchWorker:
-    """IsolatedPool set-up: one worker state per process."""
-    return SearchWorker(ctx)
-
-
-def handle_local(worker: SearchWorker, items: list[tuple[int, int]]) -> list[dict[str, Any]]:
-    """IsolatedPool handler: run the units of one task."""
-    return [worker.run(b, g) for b, g in items]
-
-
-def can_read(paths: Sequence[str]) -> str:
-    """On a worker: "" when every path is readable, else what is not (Dask pre-flight)."""
-    bad = [p for p in paths if not os.access(p, os.R_OK)]
-    return "" if not bad else f"{socket.gethostname()} cannot read {', '.join(bad)}"
+    def shared_paths(self) -> list[str]:
+        return [self.ctx.gallery_store, self.ctx.probe_store]

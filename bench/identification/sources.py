@@ -32,7 +32,7 @@ from tqdm import tqdm
 from bench.datasets.base import Dataset, sha256_file
 from bench.identification import synthetic as syn
 from bench.identification.store import Shard, TemplateStore, shard_bounds
-from bench.isolation import IsolatedPool, Task, TaskFailure
+from bench.engine.isolation import IsolatedPool, Task, TaskFailure
 from bench.protocols import ProtocolError
 from bench.runner import PluginSpec, _extract_items, _setup_extractor, describe_plugins, extractor_key
 from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, CsvLog, one_line

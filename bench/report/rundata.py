@@ -26,7 +26,7 @@ from bench.store import (
 
 log = logging.getLogger(__name__)
 
-#: Comparison statuses the runner writes (see bench.store and bench.isolation).
+#: Comparison statuses the runner writes (see bench.store and bench.engine.isolation).
 KNOWN_COMPARISON_STATUSES = COMPARISON_STATUSES
 #: Extraction statuses the runner writes; all but "ok" are failures to enrol.
 KNOWN_EXTRACTION_STATUSES = EXTRACTION_STATUSES

@@ -23,10 +23,15 @@ from typing import Any, Callable
 
 import numpy as np
 
+from bench.registry import PluginError
 from bench.template import Template
 
 #: Tolerance, in pixels, for minutiae just outside the image (sub-pixel positions).
 EDGE_TOLERANCE_PX = 1.0
+
+
+class PluginInterfaceError(PluginError):
+    """A plugin broke the plugin contract the same way on the first items of a run."""
 
 
 class ContractError(TypeError):

@@ -37,7 +37,8 @@ from bench.evaluate import comparison_status, load_scores
 from bench.plugins import accepts
 from bench.protocols import PairList
 from bench.registry import PluginError
-from bench.runner import PluginSpec, RunConfig, run_benchmark
+from bench.plugins.loading import PluginSpec
+from bench.runner import RunConfig, run_benchmark
 from bench.store import EXTRACTION_OK, RunDir, RunDirError, write_json
 from bench.template import MINUTIAE_FORMAT
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 import csv
 import json
+import logging
+import math
 import os
 import secrets
 import time
@@ -30,6 +32,8 @@ try:
     import fcntl
 except ImportError:  # not POSIX: runs are not locked
     fcntl = None  # type: ignore[assignment]
+
+log = logging.getLogger(__name__)
 
 SCHEMA_VERSION = 1
 
@@ -278,3 +282,45 @@ def claim(path: Path) -> Iterator[RunDir]:
                     p.rmdir()
                 except OSError:
                     break
+
+
+# ------------------------------------------------------------ record tables
+def row_fault(row: dict[str, Any], fields: list[str], statuses: tuple[str, ...]) -> str | None:
+    """What is wrong with one stored row, or None; a row of scores.csv also needs a finite ok score."""
+    if None in row or any(row.get(k) is None for k in fields):
+        return "wrong number of fields (a truncated or damaged row)"
+    if row["status"] not in statuses:
+        return f"unknown status {row['status']!r}"
+    if "score" in row and row["status"] == COMPARISON_OK:
+        try:
+            ok = math.isfinite(float(row["score"]))
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"score {row['score']!r} of a comparison with status ok is not a finite number"
+    return None
+
+
+def sound_rows(log_: CsvLog, statuses: tuple[str, ...]) -> list[dict[str, str]]:
+    """The rows of a record table; damaged rows are dropped from the file (and so recomputed)."""
+    rows = log_.rows()
+    faults = [(i + 2, f) for i, r in enumerate(rows) if (f := row_fault(r, log_.fields, statuses))]
+    if not faults:
+        return rows
+    bad = {line - 2 for line, _ in faults}
+    kept = [r for i, r in enumerate(rows) if i not in bad]
+    log.warning("%s: %d damaged rows are dropped and recomputed (first: line %d: %s)",
+                log_.path, len(faults), faults[0][0], faults[0][1])
+    rewrite_log(log_, kept)
+    return kept
+
+
+def rewrite_log(log_: CsvLog, keep: list[dict[str, str]]) -> None:
+    """Replace a record table by the rows ``keep`` (atomically)."""
+    tmp = unique_tmp(log_.path)
+    try:
+        fresh = CsvLog(tmp, log_.fields)
+        fresh.append(keep)
+        tmp.replace(log_.path)
+    finally:
+        tmp.unlink(missing_ok=True)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +113,37 @@ def read_entry(npz_path: Path, rec_path: Path, image_sha256: str, extractor_key:
     elif status not in CACHED_FAILURES:
         raise CacheEntryError(f"{rec_path}: status {status!r} is not an outcome that is cached")
     return record
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("FINGERBENCH_CACHE")
+    if env:
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "fingerbench"
+
+
+def extractor_key(desc: dict[str, Any]) -> str:
+    """Cache key of an extractor: name, target, version, parameters and code fingerprint."""
+    blob = json.dumps({k: desc.get(k, "") for k in ("name", "target", "version", "params", "code_sha256")},
+                      sort_keys=True, default=str)
+    return f"{desc['name']}-{hashlib.sha256(blob.encode()).hexdigest()[:16]}"
+
+
+def cached_template_path(manifest: dict[str, Any], sample_id: str) -> Path | None:
+    """Where the run's template of ``sample_id`` is cached, or None if it is not there.
+
+    Reports use this to draw minutiae; the cache may have been cleared since the run, and
+    an entry that fails its checks (see :func:`bench.template_cache.read_entry`) is not used.
+    """
+    digest = manifest.get("dataset", {}).get("files_sha256", {}).get(sample_id)
+    cache_dir = manifest.get("settings", {}).get("cache_dir")
+    if not digest or not cache_dir:
+        return None
+    key = extractor_key(manifest["extractor"])
+    path = Path(cache_dir) / "templates" / key / f"{digest}.npz"
+    try:
+        entry = read_entry(path, path.with_suffix(".json"), digest, key)
+    except CacheEntryError:
+        return None
+    return path if entry["status"] == EXTRACTION_OK else None

@@ -318,7 +318,8 @@ def test_fvc_program_in_a_run(fake_program, tmp_path):
     """End to end through the runner: a program that hangs on some images and fails on
     others costs those items only."""
     from bench import datasets, protocols
-    from bench.runner import PluginSpec, RunConfig, run_benchmark
+    from bench.plugins.loading import PluginSpec
+    from bench.runner import RunConfig, run_benchmark
     from bench.store import RunDir
 
     folder = tmp_path / "db"

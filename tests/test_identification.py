@@ -26,7 +26,7 @@ from bench.identification.runner import IdentificationConfig, evaluate_run, run_
 from bench.identification.sources import MissingTemplatesError, TemplateSources
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.protocols import ProtocolError
-from bench.runner import PluginSpec
+from bench.plugins.loading import PluginSpec
 
 HERE = Path(__file__).resolve()
 PROJECT = HERE.parents[1]

@@ -21,7 +21,9 @@ from bench import protocols
 from bench.datasets.base import Dataset
 from bench.cli import main
 from bench.evaluate import evaluate_run
-from bench.runner import PluginSpec, RunConfig, extractor_key, run_benchmark
+from bench.plugins.loading import PluginSpec
+from bench.runner import RunConfig, run_benchmark
+from bench.template_cache import extractor_key
 from bench.store import RunDirError
 from conftest import dummy, folder_dataset
 

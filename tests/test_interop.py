@@ -16,7 +16,7 @@ import pytest
 
 from bench import datasets, protocols
 from bench.interop import family, run_interop
-from bench.runner import PluginSpec
+from bench.plugins.loading import PluginSpec
 from conftest import SHARED_DATA, dummy
 
 PROGRAM = '''\

@@ -24,7 +24,8 @@ from bench.cli import main
 from bench.datasets.base import Dataset, DatasetInfo
 from bench.evaluate import evaluate_run
 from bench.report import load_run, write_report
-from bench.runner import PluginSpec, RunConfig, run_benchmark
+from bench.plugins.loading import PluginSpec
+from bench.runner import RunConfig, run_benchmark
 from bench.store import RunDirError
 from conftest import dummy, folder_dataset
 from dummy_plugins import FTE_LEVEL

@@ -15,7 +15,9 @@ import pytest
 from bench import protocols
 from bench.cli import main
 from bench.datasets.base import Dataset, DatasetInfo, Sample
-from bench.runner import PluginInterfaceError, PluginSpec, RunConfig, run_benchmark
+from bench.contract import PluginInterfaceError
+from bench.plugins.loading import PluginSpec
+from bench.runner import RunConfig, run_benchmark
 from bench.testing import kit_samples
 
 import kit_plugins as kp

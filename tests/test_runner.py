@@ -14,7 +14,8 @@ import pytest
 from bench import protocols
 from bench.datasets.base import Sample
 from bench.evaluate import evaluate_run
-from bench.runner import PluginSpec, RunConfig, run_benchmark
+from bench.plugins.loading import PluginSpec
+from bench.runner import RunConfig, run_benchmark
 from bench.store import RunDirError
 from conftest import dummy, folder_dataset
 from dummy_plugins import CRASH_LEVEL, FTE_LEVEL, HANG_LEVEL, RAISE_LEVEL
@@ -149,7 +150,7 @@ def test_incomplete_run_is_reported(fvc_copy, tmp_path):
 
 
 def test_cached_template_path_finds_the_runs_templates(fvc_copy, tmp_path):
-    from bench.runner import cached_template_path
+    from bench.template_cache import cached_template_path
     from bench.template import Template
 
     ds = folder_dataset(fvc_copy)

@@ -34,7 +34,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 def _kinds(args: argparse.Namespace, target: str) -> list[str]:
     from bench import registry
-    from bench.runner import load_target
+    from bench.plugins.loading import load_target
 
     if args.kind:
         return [args.kind]
@@ -54,7 +54,7 @@ def _kinds(args: argparse.Namespace, target: str) -> list[str]:
 
 
 def _build(kind: str, target: str, params: dict[str, Any]) -> Any:
-    from bench.runner import PluginSpec, load_target
+    from bench.plugins.loading import PluginSpec, load_target
 
     spec = PluginSpec.resolve(kind, target, params)
     needed = getattr(load_target(spec.target), "required_parameters", ())

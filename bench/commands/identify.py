@@ -8,6 +8,7 @@ import logging
 from pathlib import Path
 
 from bench.commands.argtypes import positive
+from bench.commands.execution import add_execution_args, backend_from_args
 
 log = logging.getLogger("fingerbench")
 
@@ -85,14 +86,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     mat.add_argument("--shard-size", type=positive, default=1000,
                      help="gallery templates per unit of work (memory per worker grows with it; default 1000)")
     mat.add_argument("--probe-batch", type=positive, default=1024, help="probes per unit of work (default 1024)")
-    exe = p.add_argument_group("execution")
-    exe.add_argument("--jobs", "-j", type=int, default=0, help="local worker processes (0 = all cores)")
-    exe.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster of this scheduler (tcp://host:port)")
-    exe.add_argument("--dask-local", type=int, metavar="N", default=None,
-                     help="run on a local Dask cluster of N single-threaded worker processes")
-    exe.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to reach the Dask scheduler")
-    exe.add_argument("--task-timeout", type=float, default=3600.0, help="local backend: seconds allowed per unit")
-    exe.add_argument("--retries", type=int, default=2, help="times a lost unit is recomputed before the run stops")
+    add_execution_args(p, task_timeout=True)
     out = p.add_argument_group("output")
     out.add_argument("--out", "-o", type=Path, default=None,
                      help="run directory (default runs/identify/PROTOCOL/[EXTRACTOR+]MATCHER)")
@@ -110,10 +104,11 @@ def run(args: argparse.Namespace) -> int:
     from bench import datasets, registry
     from bench.identification import protocol as proto
     from bench.identification import synthetic as syn
-    from bench.engine.backends import BackendError, DaskBackend, LocalBackend
+    from bench.engine.backends import BackendError
     from bench.identification.runner import IdentificationConfig, evaluate_run, format_summary, run_identification
     from bench.identification.sources import TemplateSources
-    from bench.runner import PluginSpec, default_cache_dir
+    from bench.plugins.loading import PluginSpec
+    from bench.template_cache import default_cache_dir
 
     if args.evaluate:
         metrics = evaluate_run(args.evaluate)
@@ -161,11 +156,7 @@ def run(args: argparse.Namespace) -> int:
     config = IdentificationConfig(matcher, out, sources, candidates=args.candidates, shard_size=args.shard_size,
                                   probe_batch=args.probe_batch, jobs=args.jobs, force=args.force)
     try:
-        if args.scheduler or args.dask_local:
-            backend = DaskBackend(args.scheduler, args.dask_local, connect_timeout=args.connect_timeout,
-                                  retries=args.retries)
-        else:
-            backend = LocalBackend(args.jobs, args.task_timeout, args.retries)
+        backend = backend_from_args(args)
         try:
             summary = run_identification(protocol, config, backend)
         finally:

@@ -42,7 +42,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run(args: argparse.Namespace) -> int:
     from bench import datasets, protocols, registry
     from bench.interop import available_specs, run_interop
-    from bench.runner import PluginSpec, default_cache_dir
+    from bench.plugins.loading import PluginSpec
+    from bench.template_cache import default_cache_dir
 
     dataset = datasets.open_dataset(args.dataset, root=args.dataset_path, data_root=args.data_root,
                                     **registry.parse_params(args.dataset_param))

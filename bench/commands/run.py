@@ -6,6 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.execution import add_execution_args, backend_from_args
 from bench.commands.summary import format_summary
 
 log = logging.getLogger("fingerbench")
@@ -45,7 +46,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="results folder; each run goes to OUT/DATASET/PROTOCOL/EXTRACTOR+MATCHER")
     p.add_argument("--cache-dir", type=Path, default=None,
                    help="template cache (default: $FINGERBENCH_CACHE or ~/.cache/fingerbench)")
-    p.add_argument("--jobs", "-j", type=int, default=0, help="worker processes (0 = all cores)")
     p.add_argument("--extract-timeout", type=float, default=60.0, help="seconds allowed per image")
     p.add_argument("--compare-timeout", type=float, default=10.0, help="seconds allowed per comparison")
     p.add_argument("--init-timeout", type=float, default=120.0,
@@ -60,6 +60,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p.add_argument("--report", action="store_true",
                    help="write a report of all the runs of this command to OUT/report (always done "
                         "for the default job)")
+    add_execution_args(p)
     return p
 
 
@@ -122,7 +123,8 @@ def _first_failure(run_dir: Path) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from bench import protocols, registry
-    from bench.runner import PluginSpec, RunConfig, default_cache_dir, run_benchmark
+    from bench.engine.backends import BackendError
+    from bench.template_cache import default_cache_dir
 
     cache = args.cache_dir or default_cache_dir()
     default_job = args.dataset is None and not args.extractor and not args.matcher
@@ -132,11 +134,28 @@ def run(args: argparse.Namespace) -> int:
     pairs = protocols.build(args.protocol, dataset, **registry.parse_params(args.protocol_param))
     log.info("dataset %s: %d samples; protocol %s: %d genuine, %d impostor pairs",
              dataset.name, len(dataset.samples), pairs.protocol, pairs.n_genuine, pairs.n_impostor)
-    ext_params = registry.parse_params(args.extractor_param)
-    mat_params = registry.parse_params(args.matcher_param)
     plugin_pairs = _plugin_pairs(args)
     if not plugin_pairs:
         raise registry.PluginError("no extractor and matcher to run")
+    try:
+        backend = backend_from_args(args)
+    except BackendError as exc:
+        log.error("%s", exc)
+        return 2
+    try:
+        return _run_pairs(args, dataset, pairs, plugin_pairs, cache, default_job, backend)
+    finally:
+        backend.close()
+
+
+def _run_pairs(args, dataset, pairs, plugin_pairs, cache, default_job, backend) -> int:
+    from bench import registry
+    from bench.engine.backends import BackendError
+    from bench.plugins.loading import PluginSpec
+    from bench.runner import RunConfig, run_benchmark
+
+    ext_params = registry.parse_params(args.extractor_param)
+    mat_params = registry.parse_params(args.matcher_param)
     status = 0
     done = []
     for ext_name, mat_name in plugin_pairs:
@@ -148,8 +167,8 @@ def run(args: argparse.Namespace) -> int:
                         init_timeout=args.init_timeout,
                         force=args.force, retry_failed=args.retry_failed)
         try:
-            summary = run_benchmark(dataset, pairs, cfg)
-        except registry.PluginError as exc:
+            summary = run_benchmark(dataset, pairs, cfg, backend)
+        except (registry.PluginError, BackendError) as exc:
             log.error("%s", exc)
             status = 1
             continue

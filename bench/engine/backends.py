@@ -332,11 +332,3 @@ class DaskBackend:
                 os.environ.clear()
                 os.environ.update(self._environ)
 
-
-def make_backend(jobs: int = 0, scheduler: str | None = None, dask_local: int | None = None,
-                 connect_timeout: float = 10.0, task_timeout: float = 3600.0, retries: int = 2) -> Backend:
-    """The backend the command-line options ask for: Dask when a scheduler address or a
-    local cluster size is given, else the local process pool."""
-    if scheduler or dask_local:
-        return DaskBackend(scheduler, dask_local, connect_timeout=connect_timeout)
-    return LocalBackend(jobs, task_timeout, retries)

@@ -2,7 +2,7 @@
 
     from pathlib import Path
     from bench.identification import protocol, IdentificationConfig, run_identification
-    from bench.runner import PluginSpec
+    from bench.plugins.loading import PluginSpec
 
     p = protocol.synthetic(gallery_subjects=10_000, probes=300)      # one third mated
     cfg = IdentificationConfig(PluginSpec.resolve("matcher", "mcc"), out=Path("runs/1n"))

@@ -36,6 +36,7 @@ import numpy as np
 from tqdm import tqdm
 
 from bench import provenance
+from bench.plugins import matcher_hooks
 from bench.identification import results as res
 from bench.engine.backends import Backend, LocalBackend
 from bench.engine.isolation import Task
@@ -45,7 +46,7 @@ from bench.identification.search import SearchContext, SearchJob, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
 from bench.protocols import ProtocolError
-from bench.runner import PluginSpec, describe_plugins
+from bench.plugins.loading import PluginSpec, describe_plugins
 from bench.store import RunDirError, claim, read_json, write_json
 
 log = logging.getLogger(__name__)
@@ -92,9 +93,7 @@ def _stable(obj: Any) -> str:
 def _describe_matcher(spec: PluginSpec, matcher: Any) -> dict[str, Any]:
     d = spec.describe(matcher)
     d["higher_is_better"] = bool(getattr(matcher, "higher_is_better", True))
-    d["batched"] = callable(getattr(matcher, "compare_many", None))
-    d["prepares"] = callable(getattr(matcher, "prepare", None))
-    d["filters"] = callable(getattr(matcher, "filter_candidates", None))
+    d["hooks"] = matcher_hooks(matcher)
     return d
 
 

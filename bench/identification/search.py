@@ -42,7 +42,7 @@ import numpy as np
 from bench.identification.metrics import histogram_keys
 from bench.identification.store import STATUS_OK, Shard, TemplateStore
 from bench.plugins import warm_up
-from bench.runner import PluginSpec
+from bench.plugins.loading import PluginSpec
 from bench.template import Template
 
 log = logging.getLogger(__name__)

@@ -20,6 +20,7 @@ import hashlib
 import logging
 import os
 import sys
+import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -32,12 +33,11 @@ from tqdm import tqdm
 from bench.datasets.base import Dataset, sha256_file
 from bench.identification import synthetic as syn
 from bench.identification.store import Shard, TemplateStore, shard_bounds
-from bench.engine.isolation import IsolatedPool, Task, TaskFailure
+from bench.plugins.loading import PluginSpec, describe_plugins
 from bench.protocols import ProtocolError
-from bench.runner import PluginSpec, _extract_items, _setup_extractor, describe_plugins, extractor_key
-from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, CsvLog, one_line
+from bench.store import EXTRACTION_FIELDS, CsvLog, one_line
 from bench.template import Template, TemplateError
-from bench.template_cache import CacheEntryError, is_cacheable, read_entry, sha256_bytes, write_record
+from bench.template_cache import sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -143,65 +143,30 @@ class TemplateSources:
         return out
 
     def _extract(self, sample_ids: list[str], extractions: Path | None) -> dict[str, tuple]:
+        """The one extraction step of the engine (:func:`bench.engine.extraction.extract_templates`),
+        on the local pool; outcomes are logged into ``extractions`` (or only cached)."""
         assert self.dataset is not None and self.extractor is not None
-        from bench.runner import default_cache_dir
+        from bench.engine.backends import LocalBackend
+        from bench.engine.extraction import extract_templates
+        from bench.template_cache import default_cache_dir
 
-        desc = self._describe_extractor()
-        tdir = (self.cache_dir or default_cache_dir()) / "templates" / extractor_key(desc)
-        tdir.mkdir(parents=True, exist_ok=True)
         samples = {s.id: s for s in self.dataset.samples}
-        ext_log = CsvLog(extractions, EXTRACTION_FIELDS) if extractions is not None else None
-        logged = {r["sample"] for r in ext_log.rows()} if ext_log is not None else set()
+        digests = {sid: self._digest(sid) for sid in sample_ids}
+        with tempfile.TemporaryDirectory() as scratch:  # without a run, outcomes are only cached
+            ext_log = CsvLog(extractions if extractions is not None else Path(scratch) / "extractions.csv",
+                             EXTRACTION_FIELDS)
+            ext = extract_templates(samples, sample_ids, digests, self.extractor, self._describe_extractor(),
+                                    self.cache_dir or default_cache_dir(), LocalBackend(self.jobs), ext_log,
+                                    timeout=self.extract_timeout, expected_size=self.dataset.info.image_size,
+                                    show_progress=self.progress)
+            rows = {r["sample"]: r for r in ext_log.rows()}
         out: dict[str, tuple] = {}
-        todo, rows = [], []
-
-        def row(sid: str, rec: dict[str, Any]) -> dict[str, Any]:
-            s = samples[sid]
-            return {"sample": sid, "subject": s.subject, "impression": s.impression, "file": str(s.path), **rec}
-
-        def record(sid: str, rec: dict[str, Any]) -> None:
-            npz = tdir / f"{self._digest(sid)}.npz"
-            if rec.get("status") == EXTRACTION_OK:
-                out[sid] = (CACHED, str(npz), rec["template_sha256"])
-            else:
-                out[sid] = (FAILED, str(rec.get("status")), one_line(str(rec.get("error", ""))))
-            if sid not in logged:
-                rows.append(row(sid, {k: rec.get(k, "") for k in EXTRACTION_FIELDS[4:]}))
-
         for sid in sample_ids:
-            npz, rec_path = tdir / f"{self._digest(sid)}.npz", tdir / f"{self._digest(sid)}.json"
-            if rec_path.exists():
-                try:
-                    cached = read_entry(npz, rec_path, self._digest(sid), extractor_key(desc))
-                except CacheEntryError as exc:
-                    log.warning("template cache entry of %s cannot be used: %s; extracting it again", sid, exc)
-                else:
-                    record(sid, cached)
-                    continue
-            s = samples[sid]
-            todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi,
-                         "expected_size": self.dataset.info.image_size, "cache": str(npz)})
-        if todo:
-            jobs = self.jobs if self.jobs > 0 else (os.cpu_count() or 1)
-            dpis = tuple(sorted({float(it["dpi"]) for it in todo}))
-            pool = IsolatedPool(jobs, _setup_extractor, (self.extractor, dpis), _extract_items,
-                                timeout_per_item=self.extract_timeout)
-            disable = None if self.progress is None else not self.progress
-            with tqdm(total=len(todo), desc=f"extract {desc['name']}", unit="img", disable=disable, leave=False) as bar:
-                for task, result in pool.run([Task(it["sid"], [it]) for it in todo]):
-                    item = task.items[0]
-                    if isinstance(result, TaskFailure):
-                        rec = {"status": result.status, "error": f"{item['path']}: {result.message}"}
-                    else:
-                        rec = result[0]
-                        rec["error"] = one_line(rec["error"])
-                    if is_cacheable(rec):
-                        rec_path = tdir / f"{self._digest(item['sid'])}.json"
-                        write_record(rec_path, rec, self._digest(item["sid"]), extractor_key(desc))
-                    record(item["sid"], rec)
-                    bar.update(1)
-        if ext_log is not None:
-            ext_log.append(rows)
+            if sid in ext.template_sha:
+                out[sid] = (CACHED, str(ext.path(digests[sid])), ext.template_sha[sid])
+            else:
+                r = rows.get(sid, {})
+                out[sid] = (FAILED, str(r.get("status", "error")), one_line(str(r.get("error", ""))))
         return out
 
 

@@ -69,7 +69,7 @@ def run_one(size: int, probes: int, mated_fraction: float, kind: str, workers: i
     from bench import registry
     from bench.identification import DaskBackend, IdentificationConfig, LocalBackend, protocol, run_identification
     from bench.identification.sources import TemplateSources
-    from bench.runner import PluginSpec
+    from bench.plugins.loading import PluginSpec
 
     proto = protocol.synthetic(gallery_subjects=size, probes=probes, mated_fraction=mated_fraction, seed=args.seed)
     tag = "" if args.matcher == "mcc" else "-" + "".join(c if c.isalnum() else "_" for c in args.matcher.split(":")[-1])

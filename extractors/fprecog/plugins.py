@@ -23,7 +23,7 @@ the package's own minutiae, keypoints and ORB descriptors, as an NPZ without obj
 from __future__ import annotations
 
 import io
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -202,9 +202,6 @@ class FprecogMatcher:
         import fingerprint_recognition as fr
 
         return float(fr.match_features(self._features(probe), self._features(reference)).score)
-
-    def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
-        return np.array([self.compare(probe, r) for r in gallery], dtype=np.float64)
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)

@@ -141,6 +141,7 @@ class MccMatcher:
 
     version = "1.1"
     higher_is_better = True
+    batched = True  # compare_many scores a whole gallery at once (bench.plugins.BatchMatcher)
     accepted_formats = ("minutiae",)
 
     def __init__(

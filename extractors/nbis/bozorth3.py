@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -63,14 +63,10 @@ class Bozorth3Matcher:
             return 0.0
         return float(p.compare(r))
 
-    def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
-        p = self._loaded(probe)
-        scores = np.zeros(len(gallery), dtype=np.float64)
-        for i, reference in enumerate(gallery):
-            r = self._loaded(reference)
-            if p is not None and r is not None:
-                scores[i] = p.compare(r)
-        return scores
+    def prepare(self, template: Template) -> Any:
+        """nbis-py's form of ``template`` (cached with it): the conversion is done before,
+        not inside, the timed comparisons."""
+        return self._loaded(template)
 
     # -- conversion ----------------------------------------------------------------
     def native_bytes(self, template: Template) -> bytes:

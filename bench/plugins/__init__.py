@@ -47,12 +47,18 @@ class Extractor(Protocol):
         ...
 
 
-# Optional hooks the runner uses when a plugin has them:
-#   Extractor.warm_up(dpi) -- one-time set-up (model loading), called in each worker
-#       before any timed call, so per-image timings measure extraction only.
-#   Matcher.warm_up() -- the same for a matcher.
-#   Matcher.compare_many(probe, gallery) -- see BatchMatcher.
-#   check_available() (static) -- returns "" or the reason the plugin cannot run here.
+#: Optional hooks the engine uses when a plugin has them (and only these: the engine
+#: discovers nothing else). Extractors: ``warm_up(dpi)``. Matchers: the rest.
+#: ``check_available()`` (static, either kind) returns "" or why the plugin cannot run here.
+HOOKS = {
+    "warm_up": "one-time set-up (model loading, compilation), called in each worker before any timed "
+               "call, so timings measure the work only",
+    "prepare": "prepare(template): build and cache the matcher's own form of a template (MCC's cylinders); "
+               "the engine calls it once per template and worker, timed apart from the comparisons",
+    "compare_many": "compare_many(probe, gallery) -> one score per gallery template (see BatchMatcher)",
+    "filter_candidates": "filter_candidates(probe, gallery) -> boolean mask: 1:N pre-selection; templates "
+                         "ruled out are not compared",
+}
 
 
 @runtime_checkable
@@ -76,10 +82,25 @@ class Matcher(Protocol):
 
 @runtime_checkable
 class BatchMatcher(Matcher, Protocol):
-    """A matcher that also compares one probe with many references at once."""
+    """A matcher that also compares one probe with many references at once.
+
+    ``batched = True`` declares that ``compare_many`` computes the batch as a whole (its
+    speed per comparison differs from ``compare``'s); a ``compare_many`` that loops over
+    ``compare`` leaves it False (or leaves ``compare_many`` out: the engine loops itself).
+    """
+
+    batched: bool
 
     def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         ...
+
+
+def matcher_hooks(matcher: Any) -> dict[str, bool]:
+    """Which of the declared hooks (:data:`HOOKS`) a matcher has, and whether it declares
+    its ``compare_many`` batched; recorded with every run."""
+    has = {h: callable(getattr(matcher, h, None)) for h in ("warm_up", "prepare", "compare_many", "filter_candidates")}
+    has["batched"] = has["compare_many"] and getattr(matcher, "batched", False) is True
+    return has
 
 
 log = logging.getLogger(__name__)

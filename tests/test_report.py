@@ -106,23 +106,53 @@ def test_replicate_weights_follow_the_subject_rule():
     assert w.tolist() == [2, 1, 0, 2, 0, 0]
 
 
-def test_unit_weights_reproduce_compute_metrics():
+def test_unit_weights_reproduce_compute_metrics_exactly():
+    # a replicate in which every subject is drawn once is the run itself: every indicator
+    # must be compute_metrics' value, bit for bit (ties, infinities and failures included)
     rng = np.random.default_rng(3)
-    for _ in range(200):
+    for _ in range(300):
         n = int(rng.integers(2, 40))
         scores = rng.integers(0, 6, n).astype(float)
         genuine = rng.random(n) < 0.5
         status = rng.choice(["ok", "ok", "ok", "failed", "enrol_failed"], n)
-        sweep = B._Sweep.build(M.apply_failures(scores, genuine, status), genuine)
-        fnm, fm, ng, ni = B._counts(sweep, np.ones((1, n), np.int64))
+        eff = M.apply_failures(scores, genuine, status)
+        ok = status == "ok"
+        sweep = M.ScoreSweep.of(eff[genuine], eff[~genuine])
+        ones_g, ones_i = np.ones(genuine.sum(), np.int64), np.ones((~genuine).sum(), np.int64)
+        got = B.replicate_indicators(sweep, ones_g, ones_i, ok[genuine].astype(np.int64),
+                                     ok[~genuine].astype(np.int64))
         m = M.compute_metrics(scores, genuine, status)
-        got = {"eer": B._eer(fnm, fm, ng, ni)[0], "zero_fnmr": B._zero_fnmr(fnm, fm, ng, ni)[0],
-               **{k: B._fnmr_at_fmr(fnm, fm, ng, ni, t)[0] for k, t in B._FMR_TARGETS.items()}}
+        want = {k: m[k] for k in ("eer", "fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")}
+        want["eer_star"] = m["eer_star"]["eer"]
+        assert got.keys() == want.keys()
         for key, value in got.items():
-            if m[key] is None:
+            if want[key] is None:
                 assert np.isnan(value), key
             else:
-                assert value == pytest.approx(m[key], abs=1e-12), key
+                assert value == want[key], key
+
+
+def test_bootstrap_with_every_subject_drawn_once_is_the_run(monkeypatch):
+    # force every replicate to draw each subject exactly once: every interval collapses
+    # onto the run's own value from compute_metrics
+    s, g, a, b = _population(np.random.default_rng(4), n_subjects=12)
+    s = np.round(s, 1)  # ties
+    status = np.where(np.arange(s.size) % 11 == 0, "failed", "ok")
+    m = M.compute_metrics(s, g, status)
+
+    class OneEach:
+        def __init__(self, seed):
+            pass
+
+        def multinomial(self, n, p, size):
+            return np.ones((size, len(p)), np.int64)
+
+    monkeypatch.setattr(B.np.random, "default_rng", OneEach)
+    res = B.subject_bootstrap(s, g, status, a, b, n_replicates=5)
+    for name in ("eer", "fmr100", "zero_fmr", "zero_fnmr"):
+        assert res.intervals[name].low == res.intervals[name].high == m[name], name
+    assert res.intervals["eer_star"].low == m["eer_star"]["eer"]
+    assert res.intervals["rej_match"].low == (m["rej_ngra"] + m["rej_nira"]) / s.size
 
 
 def _population(rng, n_subjects=20, k=4, mu=2.5, sd_genuine=1.0, sd_impostor=0.5):
@@ -152,12 +182,11 @@ def test_subject_bootstrap_covers_the_true_eer_where_a_comparison_bootstrap_does
         hits += iv.low <= true_eer <= iv.high
         widths.append(iv.high - iv.low)
         # the naive bootstrap: genuine and impostor comparisons resampled independently
-        sweep = B._Sweep.build(s, g)
-        w = np.zeros((n_rep, s.size), np.int64)
+        sweep = M.ScoreSweep.of(s[g], s[~g])
         r2 = np.random.default_rng(sim)
-        for mask in (g, ~g):
-            w[:, mask] = r2.multinomial(mask.sum(), np.full(mask.sum(), 1 / mask.sum()), size=n_rep)
-        low, high = np.quantile(B._eer(*B._counts(sweep, w)), [0.025, 0.975])
+        wg, wi = (r2.multinomial(mask.sum(), np.full(mask.sum(), 1 / mask.sum()), size=n_rep)
+                  for mask in (g, ~g))
+        low, high = np.quantile([sweep.curve(wg[r], wi[r]).eer().eer for r in range(n_rep)], [0.025, 0.975])
         naive_hits += low <= true_eer <= high
         naive_widths.append(high - low)
     assert hits / n_sim >= 0.88

@@ -110,6 +110,7 @@ __all__ = [
     "STATUS_FAILED",
     "STATUSES",
     "FVC_FMR_TARGETS",
+    "fmr_target_key",
     "ErrorCurve",
     "ScoreSweep",
     "EERResult",
@@ -971,8 +972,8 @@ def roc_auc(genuine: ArrayLike, impostor: ArrayLike) -> float:
 # ---------------------------------------------------------------------------------
 
 
-def _target_key(target: float) -> str:
-    """``1e-2`` style key for an FMR target."""
+def fmr_target_key(target: float) -> str:
+    """The key of an FMR target under ``fnmr_at_fmr`` (``1e-2`` style)."""
     mant, exp = f"{target:.12e}".split("e")
     mant = mant.rstrip("0").rstrip(".")
     return f"{mant}e{int(exp)}"
@@ -1087,7 +1088,7 @@ def compute_metrics(
         **{name: op.value for name, op in points.items()},
         "operating_points": {name: op.to_dict() for name, op in points.items()},
         "fnmr_at_fmr": {
-            _target_key(float(t)): curve.fnmr_at_fmr(float(t)).to_dict() for t in fmr_targets
+            fmr_target_key(float(t)): curve.fnmr_at_fmr(float(t)).to_dict() for t in fmr_targets
         },
         "auc": curve.auc() if curve.n_genuine and curve.n_impostor else None,
         "rej_ngra": int(np.count_nonzero(failed & mask)),

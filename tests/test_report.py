@@ -22,7 +22,7 @@ from bench import metrics as M
 from bench import protocols
 from bench.cli import main
 from bench.datasets.base import Dataset, DatasetInfo
-from bench.evaluate import evaluate_run
+from bench.evaluate import evaluate_run, load_summary, speed_summary
 from bench.report import load_run, write_report
 from bench.runner import PluginSpec, RunConfig, run_benchmark
 from bench.store import RunDirError
@@ -236,12 +236,19 @@ def test_bootstrap_of_a_b_set_all_pairs_size_takes_at_most_a_few_seconds():
 # -------------------------------------------------------------------------- report
 def test_report_numbers_match_the_stored_metrics(toy_report, toy):
     doc = json.loads((toy_report / "summary.json").read_text())
-    assert doc["kind"] == "report-summary" and doc["schema_version"] == 1
+    assert doc["kind"] == "report-summary" and doc["schema_version"] == 2
     by_run = {Path(r["run"]).resolve(): r for r in doc["runs"]}
     for key in ("fvc", "fvc_lenient", "all_pairs"):
         run = by_run[toy[key].resolve()]
+        stored = json.loads((toy[key] / "metrics.json").read_text())
         acc = evaluate_run(toy[key], write=False)["accuracy"]
+        assert acc == stored["accuracy"]
         ind = run["indicators"]
+        # one summary: the report's speed figures are metrics.json's, number for number
+        for name in ("extraction_ms", "comparison_us", "comparisons_per_second_per_core"):
+            assert run["speed"][name] == stored["speed"][name], name
+        assert run["speed"]["template_bytes"] == stored["enrolment"]["template_bytes"]
+        assert not run["warnings"]
         assert ind["eer"]["value"] == pytest.approx(acc["eer"])
         assert ind["zero_fmr"]["value"] == pytest.approx(acc["zero_fmr"])
         assert ind["eer"]["n_genuine"] == acc["n_genuine"] and ind["eer"]["n_impostor"] == acc["n_impostor"]
@@ -436,6 +443,48 @@ def test_stale_metrics_json_is_a_warning(toy, tmp_path):
     _edit_json(run / "metrics.json", lambda m: m["accuracy"].update(eer=0.5))
     html = write_report([run], tmp_path / "out", n_replicates=50).read_text()
     assert "stale or edited" in html
+
+
+def _scores_with_one_change(run: Path) -> None:
+    scores = pd.read_csv(run / "scores.csv", dtype=str, keep_default_na=False)
+    i = scores.index[(scores["status"] == "ok") & (scores["genuine"] == "1")][0]
+    scores.loc[i, "score"] = "-1000"
+    scores.to_csv(run / "scores.csv", index=False)
+
+
+@pytest.mark.parametrize("case", ["edited", "stale", "missing", "older"])
+def test_a_summary_that_is_not_current_is_recomputed_with_a_warning(case, toy, tmp_path):
+    run = copy_run(toy["fvc"], tmp_path)
+    stored = json.loads((run / "metrics.json").read_text())
+    summary, warnings = load_summary(run)
+    assert summary == stored and warnings == []  # current: read as it is, not recomputed
+    if case == "edited":
+        _edit_json(run / "metrics.json", lambda m: m["speed"].update(comparisons_per_second_per_core=1.0))
+    elif case == "stale":
+        _scores_with_one_change(run)
+    elif case == "missing":
+        (run / "metrics.json").unlink()
+    else:
+        _edit_json(run / "metrics.json", lambda m: m.pop("sha256"))
+    summary, warnings = load_summary(run)
+    assert len(warnings) == 1 and str(run / "metrics.json") in warnings[0]
+    fresh = evaluate_run(run, write=False)
+    assert summary["accuracy"] == fresh["accuracy"] and summary["speed"] == fresh["speed"]
+    if case == "stale":
+        assert summary["accuracy"]["eer"] != stored["accuracy"]["eer"]
+    assert load_run(run).summary["accuracy"] == fresh["accuracy"]
+
+
+def test_speed_is_comparisons_over_their_total_time():
+    sp = speed_summary([0.010, 0.030], [0.001, 0.002, 0.003, 0.010, np.nan])
+    assert sp["comparisons_per_second_per_core"] == pytest.approx(4 / 0.016)  # not 1 / median (400)
+    cmp = sp["comparison_us"]
+    assert cmp["n"] == 4 and cmp["total"] == pytest.approx(16_000) and cmp["mean"] == pytest.approx(4_000)
+    assert cmp["median"] == pytest.approx(2_500) and cmp["min"] == pytest.approx(1_000)
+    assert cmp["p95"] == pytest.approx(np.percentile([1, 2, 3, 10], 95) * 1e3)
+    assert sp["extraction_ms"]["median"] == pytest.approx(20.0)
+    empty = speed_summary([], [])
+    assert empty["comparisons_per_second_per_core"] is None and empty["comparison_us"]["median"] is None
 
 
 # ------------------------------------------------------------------- browser check

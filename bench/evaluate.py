@@ -1,5 +1,9 @@
 """Derive metrics from a run directory's raw records (never the other way round).
 
+:func:`evaluate_run` computes the one summary of a run (:class:`RunSummary`: accuracy,
+failures, speed) and writes it to ``metrics.json``; :func:`load_summary` is how reports and
+comparisons read it.
+
 The records are read strictly: a table whose columns, row lengths, statuses or scores are
 not what the runner writes, or whose pair list does not have the digest the manifest
 records, is refused with the file, the line and the fault named, never guessed at.
@@ -12,7 +16,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, TypedDict, cast
 
 import numpy as np
 import pandas as pd
@@ -159,6 +163,54 @@ def comparison_status(status: pd.Series) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------ the summary
+class Distribution(TypedDict):
+    """Statistics of per-item values (every field but ``n`` None when there is none)."""
+
+    n: int
+    total: float | None
+    mean: float | None
+    median: float | None
+    p5: float | None
+    p95: float | None
+    p99: float | None
+    min: float | None
+    max: float | None
+
+
+class Enrolment(TypedDict):
+    n_images: int
+    n_enrolled: int
+    rej_enroll: int                  # failed enrolments (REJ_ENROLL)
+    fte_rate: float | None           # rej_enroll / n_images
+    failures_by_status: dict[str, int]
+    minutiae: Distribution           # per enrolled template
+    template_bytes: Distribution
+
+
+class Speed(TypedDict):
+    extraction_ms: Distribution                      # per enrolled image
+    comparison_us: Distribution                      # per successful comparison
+    comparisons_per_second_per_core: float | None    # comparisons / their total seconds
+    note: str
+
+
+class RunSummary(TypedDict):
+    """The one summary of a run: the content of ``metrics.json``."""
+
+    schema_version: int
+    computed: str
+    dataset: str
+    protocol: str
+    extractor: str
+    matcher: str
+    score_direction: str
+    accuracy: dict[str, Any]                 # bench.metrics.compute_metrics
+    enrolment: Enrolment
+    speed: Speed
+    records_sha256: dict[str, str | None]    # the tables it comes from (SUMMARY_INPUTS)
+    sha256: str                              # of its own content (summary_sha256)
+
+
 #: How the speed figures are defined; written with them into metrics.json.
 SPEED_NOTE = (
     "per item, timed inside one worker process (one core) after the plugin's warm-up; "
@@ -170,7 +222,7 @@ SPEED_NOTE = (
 SUMMARY_INPUTS = ("pairs.csv", "scores.csv", "extractions.csv")
 
 
-def distribution(values: ArrayLike, scale: float = 1.0) -> dict[str, Any]:
+def distribution(values: ArrayLike, scale: float = 1.0) -> Distribution:
     """``n``, ``total``, ``mean``, ``median``, ``p5``, ``p95``, ``p99``, ``min``, ``max`` of the
     finite values, times ``scale``; every field but ``n`` is None when there is none."""
     v = np.asarray(values, dtype=np.float64)
@@ -183,7 +235,7 @@ def distribution(values: ArrayLike, scale: float = 1.0) -> dict[str, Any]:
             "p5": p5, "p95": p95, "p99": p99, "min": float(v.min()), "max": float(v.max())}
 
 
-def speed_summary(extraction_seconds: ArrayLike, comparison_seconds: ArrayLike) -> dict[str, Any]:
+def speed_summary(extraction_seconds: ArrayLike, comparison_seconds: ArrayLike) -> Speed:
     """The speed of a run from its per-item times in seconds (see :data:`SPEED_NOTE`)."""
     cmp = np.asarray(comparison_seconds, dtype=np.float64)
     cmp = cmp[np.isfinite(cmp)]
@@ -245,7 +297,7 @@ def summary_sha256(summary: dict[str, Any]) -> str:
 
 
 def evaluate_run(path: Path, write: bool = True, *,
-                 fmr_targets: Iterable[float] = M.FVC_FMR_TARGETS) -> dict[str, Any]:
+                 fmr_targets: Iterable[float] = M.FVC_FMR_TARGETS) -> RunSummary:
     """The one summary of a run (accuracy, failures, speed), from its stored records.
 
     Written to the run's ``metrics.json`` (unless ``write`` is False) with the digests of the
@@ -263,7 +315,7 @@ def evaluate_run(path: Path, write: bool = True, *,
     scores = M.as_similarity(raw, higher)
     genuine = df["genuine"].astype(int).to_numpy().astype(bool)
     status = comparison_status(df["status"])
-    result = {
+    result: dict[str, Any] = {
         "schema_version": manifest["schema_version"],
         "computed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "dataset": manifest["dataset"]["name"],
@@ -278,10 +330,10 @@ def evaluate_run(path: Path, write: bool = True, *,
     result["sha256"] = summary_sha256(result)
     if write:
         write_json(run.metrics, result)
-    return result
+    return cast(RunSummary, result)
 
 
-def load_summary(path: Path, *, fmr_targets: Iterable[float] = ()) -> tuple[dict[str, Any], list[str]]:
+def load_summary(path: Path, *, fmr_targets: Iterable[float] = ()) -> tuple[RunSummary, list[str]]:
     """The summary of a run as its ``metrics.json`` holds it, and warnings.
 
     The stored summary is used when its content digest is right and the record tables still
@@ -309,7 +361,7 @@ def load_summary(path: Path, *, fmr_targets: Iterable[float] = ()) -> tuple[dict
             warnings.append(f"{run.metrics}: the records changed after it was computed (stale or edited); "
                             f"its numbers are recomputed from the records")
         elif all(M.fmr_target_key(t) in stored["accuracy"]["fnmr_at_fmr"] for t in targets):
-            return stored, warnings
+            return cast(RunSummary, stored), warnings
         else:
             return evaluate_run(run.path, write=False, fmr_targets=targets), warnings
     elif stored is None and not warnings:

@@ -105,12 +105,17 @@ def _nan_if_none(value: float | None) -> float:
     return math.nan if value is None else value
 
 
+def _eer(curve: M.ErrorCurve) -> float:
+    """The curve's EER; NaN where a class is empty."""
+    return curve.eer().eer if curve.n_genuine and curve.n_impostor else math.nan
+
+
 def curve_indicators(curve: M.ErrorCurve) -> dict[str, float]:
     """EER and the FVC operating points of one (weighted) error curve, by the rules of
     :mod:`bench.metrics`; NaN where an indicator is undefined or unresolvable."""
     if curve.n_genuine == 0 or curve.n_impostor == 0:
         return {name: math.nan for name in ("eer", *_POINTS)}
-    out = {"eer": curve.eer().eer}
+    out = {"eer": _eer(curve)}
     out.update({name: _nan_if_none(op.value) for name, op in curve.fvc_points().items()})
     return out
 
@@ -122,7 +127,7 @@ def replicate_indicators(sweep: M.ScoreSweep, genuine_weights: np.ndarray, impos
     (``*_ok``: 1 where the comparison's status is ok, else 0)."""
     out = curve_indicators(sweep.curve(genuine_weights, impostor_weights))
     star = sweep.curve(genuine_weights * genuine_ok, impostor_weights * impostor_ok)
-    out["eer_star"] = curve_indicators(star)["eer"]
+    out["eer_star"] = _eer(star)
     return out
 
 

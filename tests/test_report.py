@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -217,20 +216,30 @@ def test_unresolvable_points_get_no_interval_and_failures_vary():
     assert res.intervals["eer_star"].n_used == 300
 
 
-def test_bootstrap_of_a_b_set_all_pairs_size_takes_at_most_a_few_seconds():
+def test_a_replicate_is_the_run_of_its_drawn_subjects_repeated():
     # FVC B set under all-pairs: 10 fingers x 8 impressions, 280 genuine, 2,880 impostor,
-    # continuous scores (every threshold distinct: the slowest case)
+    # continuous scores (every threshold distinct). A replicate's weighted indicators must be
+    # compute_metrics of the comparisons repeated as often as they weigh.
     rng = np.random.default_rng(0)
     subj = np.repeat(np.arange(10), 8)
     ia, ib = np.triu_indices(80, 1)
     a, b = subj[ia], subj[ib]
     g = a == b
     s = np.where(g, rng.normal(2, 1, g.size), rng.normal(0, 1, g.size))
-    t0 = time.perf_counter()
-    res = B.subject_bootstrap(s, g, None, a, b, n_replicates=1000)
-    elapsed = time.perf_counter() - t0
+    status = np.where(rng.random(g.size) < 0.02, "failed", "ok")
+    eff = M.apply_failures(s, g, status)
+    ok = (status == "ok").astype(np.int64)
+    sweep = M.ScoreSweep.of(eff[g], eff[~g])
+    draws = rng.multinomial(10, np.full(10, 0.1), size=5)
+    for w in B.replicate_weights(draws, a, b):
+        got = B.replicate_indicators(sweep, w[g], w[~g], ok[g], ok[~g])
+        m = M.compute_metrics(np.repeat(s, w), np.repeat(g, w), np.repeat(status, w))
+        for name in ("eer", "fmr100", "fmr1000", "zero_fmr", "zero_fnmr"):
+            assert got[name] == m[name] or (m[name] is None and np.isnan(got[name])), name
+        assert got["eer_star"] == m["eer_star"]["eer"]
+    res = B.subject_bootstrap(s, g, status, a, b, n_replicates=1000)
     assert res.intervals["fmr1000"].low is not None  # 2,880 impostors resolve FMR1000
-    assert elapsed < 5.0
+    assert res.intervals["eer"].n_used == 1000
 
 
 # -------------------------------------------------------------------------- report

@@ -29,15 +29,14 @@ Failed enrolments are resampled the same way (each image of subject ``i`` weighs
 FVC encoding of :func:`bench.metrics.apply_failures` (ghost templates score ``-inf``,
 failed comparisons are errors at every threshold).
 
-Each indicator is recomputed on every replicate with weighted counts, in exact integer
-arithmetic, by the same rules as :mod:`bench.metrics`; with all weights 1 the result
-equals :func:`bench.metrics.compute_metrics`. The interval is the percentile interval
-of the replicates. An operating point that the run cannot resolve (FMR target below
-``1 / N_impostor``) gets no interval; replicates in which a resolvable point becomes
-unresolvable are left out, and the number of replicates used is reported with it.
-
-The computation is vectorised over replicates (blocks of replicates x comparisons), so
-1,000 replicates of a B-set run take well under a second.
+Each replicate's indicators are read from the error curve of :mod:`bench.metrics`
+built with these weights (:meth:`bench.metrics.ScoreSweep.curve`: weighted counts, exact
+integer arithmetic), so the EER and operating-point rules exist once; with all weights 1
+the result equals :func:`bench.metrics.compute_metrics`. The scores are sorted once for
+all replicates. The interval is the percentile interval of the replicates. An operating
+point that the run cannot resolve (FMR target below ``1 / N_impostor``) gets no interval;
+replicates in which a resolvable point becomes unresolvable are left out, and the number
+of replicates used is reported with it.
 """
 
 from __future__ import annotations
@@ -57,7 +56,8 @@ __all__ = ["INDICATORS", "Interval", "BootstrapResult", "replicate_weights", "su
 INDICATORS = ("eer", "fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr",
               "rej_enroll", "rej_match", "eer_star")
 
-_FMR_TARGETS = {"fmr100": 1e-2, "fmr1000": 1e-3, "fmr10000": 1e-4, "zero_fmr": 0.0}
+#: The FVC operating points, read from the error curve (see ``ErrorCurve.fvc_points``).
+_POINTS = ("fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")
 # Cap on replicates x comparisons held in memory at once (int64 elements).
 _BLOCK_ELEMENTS = 2_000_000
 
@@ -100,107 +100,34 @@ class BootstrapResult:
         }
 
 
-# ------------------------------------------------------------------------ the sweep
-@dataclass
-class _Sweep:
-    """What every replicate shares: comparisons grouped by distinct effective score."""
-
-    group: np.ndarray          # per comparison: index of its distinct score value
-    n_values: int
-    pos: np.ndarray            # per threshold: index of the first value >= threshold
-    genuine: np.ndarray
-    n_thresholds: int
-
-    @classmethod
-    def build(cls, scores: np.ndarray, genuine: np.ndarray) -> "_Sweep":
-        values, group = np.unique(scores, return_inverse=True)
-        thresholds = values[values != -np.inf]
-        if thresholds.size == 0 or thresholds[-1] != np.inf:
-            thresholds = np.append(thresholds, np.inf)
-        pos = np.searchsorted(values, thresholds, side="left")
-        return cls(group.ravel(), int(values.size), pos, genuine, int(thresholds.size))
+# ------------------------------------------------------------------- one replicate
+def _nan_if_none(value: float | None) -> float:
+    return math.nan if value is None else value
 
 
-def _bincount_rows(group: np.ndarray, weights: np.ndarray, n: int) -> np.ndarray:
-    """Row-wise ``bincount(group, weights[r])`` for an (R x N) weight matrix."""
-    r = weights.shape[0]
-    flat = (np.arange(r, dtype=np.int64)[:, None] * n + group[None, :]).ravel()
-    out = np.bincount(flat, weights=weights.ravel().astype(np.float64), minlength=r * n)
-    return np.rint(out).astype(np.int64).reshape(r, n)
+def _eer(curve: M.ErrorCurve) -> float:
+    """The curve's EER; NaN where a class is empty."""
+    return curve.eer().eer if curve.n_genuine and curve.n_impostor else math.nan
 
 
-def _counts(sweep: _Sweep, weights: np.ndarray) -> tuple[np.ndarray, ...]:
-    """``(fnm, fm, ng, ni)`` per replicate (R x T, R x T, R, R), in int64."""
-    g = sweep.genuine
-    k = sweep.n_values
-    gen = np.zeros((weights.shape[0], k + 1), np.int64)
-    imp = np.zeros((weights.shape[0], k + 1), np.int64)
-    if g.any():
-        gen[:, 1:] = _bincount_rows(sweep.group[g], weights[:, g], k)
-    if (~g).any():
-        imp[:, 1:] = _bincount_rows(sweep.group[~g], weights[:, ~g], k)
-    np.cumsum(gen, axis=1, out=gen)  # gen[:, p] = genuine weight of the p lowest values
-    np.cumsum(imp, axis=1, out=imp)
-    ng, ni = gen[:, -1], imp[:, -1]
-    pos = sweep.pos
-    if pos.size and pos[-1] - pos[0] == pos.size - 1:  # consecutive (the usual case): a view
-        fnm = gen[:, pos[0]:pos[-1] + 1]
-        fm = ni[:, None] - imp[:, pos[0]:pos[-1] + 1]
-    else:
-        fnm = gen[:, pos]
-        fm = ni[:, None] - imp[:, pos]
-    return fnm, fm, ng, ni
-
-
-# ----------------------------------------------------- indicators, vectorised over R
-def _eer(fnm: np.ndarray, fm: np.ndarray, ng: np.ndarray, ni: np.ndarray) -> np.ndarray:
-    """FVC EER per replicate (NaN where a class is empty); see ``ErrorCurve.eer``."""
-    out = np.full(ng.shape, np.nan)
-    ok = (ng > 0) & (ni > 0)
-    if not ok.any():
-        return out
-    fnm, fm, ng_, ni_ = fnm[ok], fm[ok], ng[ok, None], ni[ok, None]
-    neg_d = fnm * ni_ - fm * ng_  # non-decreasing along the thresholds
-    t = fnm.shape[1]
-    i1 = np.count_nonzero(neg_d <= 0, axis=1) - 1
-    i2 = np.count_nonzero(neg_d < 0, axis=1)
-    has1, has2 = i1 >= 0, i2 < t
-    j1, j2 = np.clip(i1, 0, t - 1)[:, None], np.clip(i2, 0, t - 1)[:, None]
-    fnm1, fm1 = np.take_along_axis(fnm, j1, 1)[:, 0], np.take_along_axis(fm, j1, 1)[:, 0]
-    fnm2, fm2 = np.take_along_axis(fnm, j2, 1)[:, 0], np.take_along_axis(fm, j2, 1)[:, 0]
-    ng_, ni_ = ng_[:, 0], ni_[:, 0]
-    s1 = fnm1 * ni_ + fm1 * ng_
-    s2 = fnm2 * ni_ + fm2 * ng_
-    use1 = np.where(has1 & has2, s1 <= s2, has1)
-    low = np.where(use1, fnm1 / ng_, fm2 / ni_)
-    high = np.where(use1, fm1 / ni_, fnm2 / ng_)
-    out[ok] = (low + high) / 2
+def curve_indicators(curve: M.ErrorCurve) -> dict[str, float]:
+    """EER and the FVC operating points of one (weighted) error curve, by the rules of
+    :mod:`bench.metrics`; NaN where an indicator is undefined or unresolvable."""
+    if curve.n_genuine == 0 or curve.n_impostor == 0:
+        return {name: math.nan for name in ("eer", *_POINTS)}
+    out = {"eer": _eer(curve)}
+    out.update({name: _nan_if_none(op.value) for name, op in curve.fvc_points().items()})
     return out
 
 
-def _fnmr_at_fmr(fnm: np.ndarray, fm: np.ndarray, ng: np.ndarray, ni: np.ndarray,
-                 target: float) -> np.ndarray:
-    """Lowest FNMR with FMR <= target per replicate (NaN where unresolvable)."""
-    out = np.full(ng.shape, np.nan)
-    allowed = np.floor(target * ni * (1 + M._TARGET_SLACK)).astype(np.int64)
-    ok = (ng > 0) & (ni > 0) & ((allowed >= 1) | (target == 0))
-    if not ok.any():
-        return out
-    idx = np.count_nonzero(fm[ok] > allowed[ok, None], axis=1)  # first fm <= allowed
-    t = fm.shape[1]
-    val = np.take_along_axis(fnm[ok], np.clip(idx, 0, t - 1)[:, None], 1)[:, 0] / ng[ok]
-    out[ok] = np.where(idx == t, 1.0, val)
-    return out
-
-
-def _zero_fnmr(fnm: np.ndarray, fm: np.ndarray, ng: np.ndarray, ni: np.ndarray) -> np.ndarray:
-    out = np.full(ng.shape, np.nan)
-    ok = (ng > 0) & (ni > 0)
-    if not ok.any():
-        return out
-    idx = np.count_nonzero(fnm[ok] == 0, axis=1) - 1  # last threshold with FNMR = 0
-    val = np.take_along_axis(fm[ok], np.clip(idx, 0, None)[:, None], 1)[:, 0] / ni[ok]
-    out[ok] = np.where(idx < 0, 1.0, val)
+def replicate_indicators(sweep: M.ScoreSweep, genuine_weights: np.ndarray, impostor_weights: np.ndarray,
+                         genuine_ok: np.ndarray, impostor_ok: np.ndarray) -> dict[str, float]:
+    """The curve indicators and EER* of one replicate: the comparisons of ``sweep`` weighted,
+    and for EER* the same weights with every comparison that a failure affected set to 0
+    (``*_ok``: 1 where the comparison's status is ok, else 0)."""
+    out = curve_indicators(sweep.curve(genuine_weights, impostor_weights))
+    star = sweep.curve(genuine_weights * genuine_ok, impostor_weights * impostor_ok)
+    out["eer_star"] = _eer(star)
     return out
 
 
@@ -291,34 +218,31 @@ def subject_bootstrap(
     n_subj = names.size
     e_idx = np.searchsorted(names, e_subj.astype(str)) if have_enrol else np.empty(0, np.intp)
 
-    sweep_all = _Sweep.build(eff, mask)
     ok = ~(enrol_bad | failed)
-    sweep_ok = _Sweep.build(eff[ok], mask[ok])
+    sweep = M.ScoreSweep.of(eff[mask], eff[~mask])
+    ok_gen, ok_imp = ok[mask].astype(np.int64), ok[~mask].astype(np.int64)
     rej = failed.astype(np.int64)
 
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n_subj, np.full(n_subj, 1.0 / n_subj), size=n_replicates)
     block = max(1, _BLOCK_ELEMENTS // max(n, 1))
-    values: dict[str, list[np.ndarray]] = {k: [] for k in INDICATORS}
+    values: dict[str, list[float]] = {k: [] for k in INDICATORS}
     for start in range(0, n_replicates, block):
         c = draws[start:start + block].astype(np.int64)
         w = replicate_weights(c, a, b)
-        fnm, fm, ng, ni = _counts(sweep_all, w)
-        values["eer"].append(_eer(fnm, fm, ng, ni))
-        for name, target in _FMR_TARGETS.items():
-            values[name].append(_fnmr_at_fmr(fnm, fm, ng, ni, target))
-        values["zero_fnmr"].append(_zero_fnmr(fnm, fm, ng, ni))
+        w_gen, w_imp = w[:, mask], w[:, ~mask]
+        for r in range(c.shape[0]):
+            for name, v in replicate_indicators(sweep, w_gen[r], w_imp[r], ok_gen, ok_imp).items():
+                values[name].append(v)
         total = w.sum(axis=1)
-        values["rej_match"].append(np.where(total > 0, (w @ rej) / np.maximum(total, 1), np.nan))
+        values["rej_match"].extend(np.where(total > 0, (w @ rej) / np.maximum(total, 1), np.nan))
         if have_enrol:
             ce = c[:, e_idx]
             attempted = ce.sum(axis=1)
-            values["rej_enroll"].append(
+            values["rej_enroll"].extend(
                 np.where(attempted > 0, (ce @ e_fail.astype(np.int64)) / np.maximum(attempted, 1), np.nan))
-        fnm, fm, ng, ni = _counts(sweep_ok, w[:, ok])
-        values["eer_star"].append(_eer(fnm, fm, ng, ni))
 
-    point = _point_resolvability(eff, mask, ok, have_enrol)
+    point = _point_resolvability(sweep.curve(), ok, mask, have_enrol)
     alpha = (1 - level) / 2
     intervals: dict[str, Interval] = {}
     for name in INDICATORS:
@@ -326,7 +250,7 @@ def subject_bootstrap(
         if reason is not None:
             intervals[name] = Interval(None, None, 0, reason)
             continue
-        v = np.concatenate(values[name]) if values[name] else np.empty(0)
+        v = np.asarray(values[name], dtype=np.float64)
         v = v[np.isfinite(v)]
         if v.size == 0:
             intervals[name] = Interval(None, None, 0, "undefined in every bootstrap replicate")
@@ -336,22 +260,20 @@ def subject_bootstrap(
     return BootstrapResult(intervals, n_replicates, n_subj, level, seed)
 
 
-def _point_resolvability(eff: np.ndarray, mask: np.ndarray, ok: np.ndarray,
+def _point_resolvability(curve: M.ErrorCurve, ok: np.ndarray, mask: np.ndarray,
                          have_enrol: bool) -> dict[str, str | None]:
-    """Why an indicator has no interval (None when it has one), from the full data."""
-    ng, ni = int(mask.sum()), int((~mask).sum())
+    """Why an indicator has no interval (None when it has one), from the run's own curve."""
     reasons: dict[str, str | None] = dict.fromkeys(INDICATORS)
-    empty = "no genuine scores" if ng == 0 else ("no impostor scores" if ni == 0 else None)
-    for name in ("eer", "zero_fmr", "zero_fnmr", *(k for k in _FMR_TARGETS if k != "zero_fmr")):
-        reasons[name] = empty
-    for name, target in _FMR_TARGETS.items():
-        if empty is None and target > 0 and math.floor(target * ni * (1 + M._TARGET_SLACK)) < 1:
-            reasons[name] = (f"unresolvable: FMR target {target:g} < 1/{ni} impostor comparisons")
+    ng, ni = curve.n_genuine, curve.n_impostor
+    if ng == 0 or ni == 0:
+        empty = "no genuine scores" if ng == 0 else "no impostor scores"
+        reasons.update(dict.fromkeys(("eer", *_POINTS), empty))
+    else:
+        reasons.update({name: op.reason for name, op in curve.fvc_points().items() if op.value is None})
     if ng + ni == 0:
         reasons["rej_match"] = "no comparisons"
     if not have_enrol:
         reasons["rej_enroll"] = "no enrolment records given"
-    ng_ok, ni_ok = int((mask & ok).sum()), int((~mask & ok).sum())
-    if ng_ok == 0 or ni_ok == 0:
+    if not (mask & ok).any() or not (~mask & ok).any():
         reasons["eer_star"] = "no genuine or no impostor comparison without failure"
     return reasons

@@ -5,12 +5,14 @@ Either side is a run directory, a folder holding run directories (found by their
 protocol, extractor, matcher); when each side holds exactly one run they are paired
 whatever their names, so two algorithms can be compared directly.
 
-Speed is judged on medians of the per-item timings. A speed change is *within noise*
-when a two-sided Mann-Whitney U test of the per-item timings gives p >= ``alpha``, or when
-the medians differ by less than ``min_effect`` (relative): timings of one run share the
-machine's state, so the test alone overstates significance (asv's ``compare`` combines a
-test with a threshold in the same way). A bootstrap interval of the relative change of
-the median is reported too.
+Every value is read from each run's summary (``metrics.json``, through
+:func:`bench.report.load_run`, or a report's ``summary.json``); nothing is recomputed here
+but the noise estimate. A speed change is *within noise* when a two-sided Mann-Whitney U
+test of the per-item timings gives p >= ``alpha``, or when the statistic (the median, or
+for comparisons/s the rate: comparisons / total time) differs by less than ``min_effect``
+(relative): timings of one run share the machine's state, so the test alone overstates
+significance (asv's ``compare`` combines a test with a threshold in the same way). A
+bootstrap interval of the relative change of that statistic is reported too.
 
 Gates (``--fail-if``) are ``METRIC:CHANGE`` specifications, see :func:`parse_gate`.
 """
@@ -46,7 +48,7 @@ class MetricDef:
     better: str                  # "lower" or "higher"
     value: Callable[[dict[str, Any]], float | None]
     samples: str | None = None   # key in summary["timings"] of the per-item values
-    inverse: bool = False        # the value is 1 / the median of the samples
+    statistic: str = "median"    # what the value is of the samples: "median", or "rate" (n / total)
 
 
 def _ind(name: str) -> Callable[[dict[str, Any]], float | None]:
@@ -79,7 +81,7 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
     MetricDef("comparison_us", "comparison µs (median)", "speed", "µs", "lower",
               _speed("comparison_us", "median"), samples="comparison_us"),
     MetricDef("comparisons_per_s", "comparisons/s/core", "speed", "/s", "higher",
-              _speed("comparisons_per_s"), samples="comparison_us", inverse=True),
+              _speed("comparisons_per_second_per_core"), samples="comparison_us", statistic="rate"),
     MetricDef("template_bytes", "template bytes (mean)", "size", "B", "lower",
               _speed("template_bytes", "mean")),
 )}
@@ -276,10 +278,18 @@ def scores_identity(base: Entry, new: Entry) -> dict[str, Any]:
             else "differ (by digest; give run directories to see which pairs)"}
 
 
-def speed_change(x: np.ndarray, y: np.ndarray, *, inverse: bool, alpha: float, min_effect: float,
+def _statistic(samples: np.ndarray, statistic: str, axis: int | None = None) -> Any:
+    """The median of per-item times, or the rate (items / total time) for ``"rate"``."""
+    if statistic == "rate":
+        return samples.shape[-1] / np.sum(samples, axis=axis)
+    return np.median(samples, axis=axis)
+
+
+def speed_change(x: np.ndarray, y: np.ndarray, *, statistic: str, alpha: float, min_effect: float,
                  n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
-    """Relative change of the median of ``y`` against ``x`` (of 1/median when
-    ``inverse``), a Mann-Whitney U p-value, a bootstrap interval, and the noise verdict."""
+    """Relative change from ``x`` to ``y`` (per-item times) of their median, or of their rate
+    (items / total time, see :func:`bench.evaluate.speed_summary`) for ``statistic="rate"``:
+    a Mann-Whitney U p-value, a bootstrap interval of the change, and the noise verdict."""
     from scipy.stats import mannwhitneyu
 
     x = np.asarray(x, float)
@@ -288,7 +298,7 @@ def speed_change(x: np.ndarray, y: np.ndarray, *, inverse: bool, alpha: float, m
     if x.size < 2 or y.size < 2:
         return {"p_value": None, "ci": None, "within_noise": None,
                 "note": "too few timings for a noise estimate"}
-    mx, my = float(np.median(x)), float(np.median(y))
+    sx, sy = float(_statistic(x, statistic)), float(_statistic(y, statistic))
     p = float(mannwhitneyu(x, y, alternative="two-sided").pvalue)
     rng = np.random.default_rng(seed)
     xs = x if x.size <= 5000 else rng.choice(x, 5000, replace=False)
@@ -297,14 +307,14 @@ def speed_change(x: np.ndarray, y: np.ndarray, *, inverse: bool, alpha: float, m
     chunk = max(1, 2_000_000 // max(xs.size, ys.size))
     for start in range(0, n_boot, chunk):
         r = min(chunk, n_boot - start)
-        bx = np.median(xs[rng.integers(0, xs.size, (r, xs.size))], axis=1)
-        by = np.median(ys[rng.integers(0, ys.size, (r, ys.size))], axis=1)
+        bx = _statistic(xs[rng.integers(0, xs.size, (r, xs.size))], statistic, axis=1)
+        by = _statistic(ys[rng.integers(0, ys.size, (r, ys.size))], statistic, axis=1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            rel.append(bx / by - 1 if inverse else by / bx - 1)
+            rel.append(by / bx - 1)
     rel_all = np.concatenate(rel)
     rel_all = rel_all[np.isfinite(rel_all)]
     ci = [float(v) for v in np.quantile(rel_all, [0.025, 0.975])] if rel_all.size else None
-    change = (mx / my - 1) if inverse else (my / mx - 1)
+    change = sy / sx - 1
     within = bool(p >= alpha or abs(change) < min_effect)
     return {"p_value": p, "ci": ci, "within_noise": within, "n_base": int(x.size), "n_new": int(y.size)}
 
@@ -332,7 +342,7 @@ def compare_metric(m: MetricDef, base: dict[str, Any], new: dict[str, Any], *, a
     if m.samples:
         xs = base.get("timings", {}).get(m.samples) or []
         ys = new.get("timings", {}).get(m.samples) or []
-        out.update(speed_change(np.asarray(xs, float), np.asarray(ys, float), inverse=m.inverse,
+        out.update(speed_change(np.asarray(xs, float), np.asarray(ys, float), statistic=m.statistic,
                                 alpha=alpha, min_effect=min_effect))
     return out
 

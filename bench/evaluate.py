@@ -1,5 +1,9 @@
 """Derive metrics from a run directory's raw records (never the other way round).
 
+:func:`evaluate_run` computes the one summary of a run (:class:`RunSummary`: accuracy,
+failures, speed) and writes it to ``metrics.json``; :func:`load_summary` is how reports and
+comparisons read it.
+
 The records are read strictly: a table whose columns, row lengths, statuses or scores are
 not what the runner writes, or whose pair list does not have the digest the manifest
 records, is refused with the file, the line and the fault named, never guessed at.
@@ -9,12 +13,14 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import json
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable, TypedDict, cast
 
 import numpy as np
 import pandas as pd
+from numpy.typing import ArrayLike
 
 from bench import metrics as M
 from bench.store import (
@@ -156,25 +162,104 @@ def comparison_status(status: pd.Series) -> np.ndarray:
     return out.astype(str)
 
 
-def _stats(values: np.ndarray, scale: float) -> dict[str, Any]:
-    values = values[np.isfinite(values)]
-    if values.size == 0:
-        return {"n": 0}
-    v = values * scale
-    return {"n": int(v.size), "mean": float(v.mean()), "median": float(np.median(v)),
-            "p95": float(np.percentile(v, 95)), "min": float(v.min()), "max": float(v.max())}
+# ------------------------------------------------------------------------ the summary
+class Distribution(TypedDict):
+    """Statistics of per-item values (every field but ``n`` None when there is none)."""
+
+    n: int
+    total: float | None
+    mean: float | None
+    median: float | None
+    p5: float | None
+    p95: float | None
+    p99: float | None
+    min: float | None
+    max: float | None
 
 
-def speed_and_enrolment(run: RunDir) -> dict[str, Any]:
+class Enrolment(TypedDict):
+    n_images: int
+    n_enrolled: int
+    rej_enroll: int                  # failed enrolments (REJ_ENROLL)
+    fte_rate: float | None           # rej_enroll / n_images
+    failures_by_status: dict[str, int]
+    minutiae: Distribution           # per enrolled template
+    template_bytes: Distribution
+
+
+class Speed(TypedDict):
+    extraction_ms: Distribution                      # per enrolled image
+    comparison_us: Distribution                      # per successful comparison
+    comparisons_per_second_per_core: float | None    # comparisons / their total seconds
+    note: str
+
+
+class RunSummary(TypedDict):
+    """The one summary of a run: the content of ``metrics.json``."""
+
+    schema_version: int
+    computed: str
+    dataset: str
+    protocol: str
+    extractor: str
+    matcher: str
+    score_direction: str
+    accuracy: dict[str, Any]                 # bench.metrics.compute_metrics
+    enrolment: Enrolment
+    speed: Speed
+    records_sha256: dict[str, str | None]    # the tables it comes from (SUMMARY_INPUTS)
+    sha256: str                              # of its own content (summary_sha256)
+
+
+#: How the speed figures are defined; written with them into metrics.json.
+SPEED_NOTE = (
+    "per item, timed inside one worker process (one core) after the plugin's warm-up; "
+    "comparisons_per_second_per_core = successful comparisons / their total seconds (1 / mean time); "
+    "median and percentiles (p5, p95, p99) describe single items; a batched comparison reports its "
+    "batch time divided by its size"
+)
+#: The record tables a summary is computed from; their digests are stored with it.
+SUMMARY_INPUTS = ("pairs.csv", "scores.csv", "extractions.csv")
+
+
+def distribution(values: ArrayLike, scale: float = 1.0) -> Distribution:
+    """``n``, ``total``, ``mean``, ``median``, ``p5``, ``p95``, ``p99``, ``min``, ``max`` of the
+    finite values, times ``scale``; every field but ``n`` is None when there is none."""
+    v = np.asarray(values, dtype=np.float64)
+    v = v[np.isfinite(v)] * scale
+    keys = ("total", "mean", "median", "p5", "p95", "p99", "min", "max")
+    if v.size == 0:
+        return {"n": 0, **dict.fromkeys(keys)}
+    p5, p50, p95, p99 = (float(x) for x in np.percentile(v, [5, 50, 95, 99]))
+    return {"n": int(v.size), "total": float(v.sum()), "mean": float(v.mean()), "median": p50,
+            "p5": p5, "p95": p95, "p99": p99, "min": float(v.min()), "max": float(v.max())}
+
+
+def speed_summary(extraction_seconds: ArrayLike, comparison_seconds: ArrayLike) -> Speed:
+    """The speed of a run from its per-item times in seconds (see :data:`SPEED_NOTE`)."""
+    cmp = np.asarray(comparison_seconds, dtype=np.float64)
+    cmp = cmp[np.isfinite(cmp)]
+    total = float(cmp.sum())
+    return {
+        "extraction_ms": distribution(extraction_seconds, 1e3),
+        "comparison_us": distribution(cmp, 1e6),
+        "comparisons_per_second_per_core": cmp.size / total if total > 0 else None,
+        "note": SPEED_NOTE,
+    }
+
+
+def enrolment_and_speed(run: RunDir) -> dict[str, Any]:
+    """Failures to enrol, template statistics and speed, from the extraction and score records."""
     ext = read_records(run.extractions, EXTRACTION_FIELDS)
     _check_values(run.extractions, ext, "status", EXTRACTION_STATUSES)
     ext = ext.drop_duplicates("sample", keep="last")  # a sample extracted again: its last outcome counts
     ok = ext["status"] == EXTRACTION_OK
     scores = read_records(run.scores, SCORE_FIELDS)
     cmp_ok = scores["status"] == COMPARISON_OK
-    cmp_seconds = pd.to_numeric(scores.loc[cmp_ok, "seconds"], errors="coerce").to_numpy(float)
-    mean_s = float(np.nanmean(cmp_seconds)) if cmp_seconds.size else float("nan")
-    med_s = float(np.nanmedian(cmp_seconds)) if cmp_seconds.size else float("nan")
+
+    def column(df: pd.DataFrame, rows: pd.Series, name: str) -> np.ndarray:
+        return pd.to_numeric(df.loc[rows, name], errors="coerce").to_numpy(float)
+
     return {
         "enrolment": {
             "n_images": int(len(ext)),
@@ -182,33 +267,55 @@ def speed_and_enrolment(run: RunDir) -> dict[str, Any]:
             "rej_enroll": int((~ok).sum()),
             "fte_rate": float((~ok).mean()) if len(ext) else None,
             "failures_by_status": {k: int(v) for k, v in ext.loc[~ok, "status"].value_counts().items()},
-            "minutiae": _stats(pd.to_numeric(ext.loc[ok, "n_minutiae"], errors="coerce").to_numpy(float), 1.0),
-            "template_bytes": _stats(pd.to_numeric(ext.loc[ok, "template_bytes"], errors="coerce").to_numpy(float), 1.0),
+            "minutiae": distribution(column(ext, ok, "n_minutiae")),
+            "template_bytes": distribution(column(ext, ok, "template_bytes")),
         },
-        "speed": {
-            "extraction_ms": _stats(pd.to_numeric(ext.loc[ok, "seconds"], errors="coerce").to_numpy(float), 1e3),
-            "comparison_us": _stats(cmp_seconds, 1e6),
-            "comparisons_per_second_per_core": (1.0 / mean_s) if mean_s > 0 else None,
-            "comparisons_per_second_per_core_median": (1.0 / med_s) if med_s > 0 else None,
-            "note": "per item, measured inside one worker process (one core) after the plugin's "
-                    "warm-up; the rate is 1/mean (throughput), the _median variant 1/median; batched "
-                    "comparisons report the batch time divided by its size",
-        },
+        "speed": speed_summary(column(ext, ok, "seconds"), column(scores, cmp_ok, "seconds")),
     }
 
 
-def evaluate_run(path: Path, write: bool = True) -> dict[str, Any]:
-    """Compute metrics.json for a run directory from its stored records."""
+def _file_sha256(path: Path) -> str | None:
+    h = hashlib.sha256()
+    try:
+        with open(path, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
+    except FileNotFoundError:
+        return None
+    return h.hexdigest()
+
+
+def records_sha256(run: RunDir) -> dict[str, str | None]:
+    """Digests of the record tables a summary is computed from."""
+    return {name: _file_sha256(run.path / name) for name in SUMMARY_INPUTS}
+
+
+def summary_sha256(summary: dict[str, Any]) -> str:
+    """Digest of a summary's content, its own ``sha256`` field left out."""
+    body = {k: v for k, v in summary.items() if k != "sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def evaluate_run(path: Path, write: bool = True, *,
+                 fmr_targets: Iterable[float] = M.FVC_FMR_TARGETS) -> RunSummary:
+    """The one summary of a run (accuracy, failures, speed), from its stored records.
+
+    Written to the run's ``metrics.json`` (unless ``write`` is False) with the digests of the
+    records it comes from and of its own content, so that readers (``fingerbench report``,
+    ``fingerbench compare``) use it as it is and notice when it is stale or edited; see
+    :func:`load_summary`. ``fmr_targets``: FMR targets under ``accuracy.fnmr_at_fmr``.
+    """
     run = RunDir(Path(path))
     run.check_complete()
     manifest = run.read_manifest()
+    inputs = records_sha256(run)
     df = load_scores(run)
     higher = bool(manifest.get("matcher", {}).get("higher_is_better", True))
     raw = pd.to_numeric(df["score"], errors="coerce").to_numpy(float)
     scores = M.as_similarity(raw, higher)
     genuine = df["genuine"].astype(int).to_numpy().astype(bool)
     status = comparison_status(df["status"])
-    result = {
+    result: dict[str, Any] = {
         "schema_version": manifest["schema_version"],
         "computed": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "dataset": manifest["dataset"]["name"],
@@ -216,9 +323,48 @@ def evaluate_run(path: Path, write: bool = True) -> dict[str, Any]:
         "extractor": manifest["extractor"]["name"],
         "matcher": manifest["matcher"]["name"],
         "score_direction": "higher is more similar" if higher else "lower is more similar (negated for metrics)",
-        "accuracy": M.compute_metrics(scores, genuine, status),
-        **speed_and_enrolment(run),
+        "accuracy": M.compute_metrics(scores, genuine, status, fmr_targets=fmr_targets),
+        **enrolment_and_speed(run),
+        "records_sha256": inputs,
     }
+    result["sha256"] = summary_sha256(result)
     if write:
         write_json(run.metrics, result)
-    return result
+    return cast(RunSummary, result)
+
+
+def load_summary(path: Path, *, fmr_targets: Iterable[float] = ()) -> tuple[RunSummary, list[str]]:
+    """The summary of a run as its ``metrics.json`` holds it, and warnings.
+
+    The stored summary is used when its content digest is right and the record tables still
+    have the digests it was computed from; otherwise (missing, stale or edited) it is computed
+    again from the records (not written) and a warning says why. ``fmr_targets``: FMR targets
+    needed under ``accuracy.fnmr_at_fmr`` besides the FVC ones (computed when absent).
+    """
+    run = RunDir(Path(path))
+    targets = tuple(dict.fromkeys((*M.FVC_FMR_TARGETS, *map(float, fmr_targets))))
+    warnings: list[str] = []
+    stored: Any = None
+    if run.metrics.exists():
+        try:
+            stored = json.loads(run.metrics.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            warnings.append(f"{run.metrics}: unreadable; its numbers are recomputed from the records")
+    if isinstance(stored, dict):
+        if stored.get("sha256") is None:
+            warnings.append(f"{run.metrics}: written by an older version (no digest); its numbers are "
+                            f"recomputed from the records ('fingerbench metrics' updates it)")
+        elif stored["sha256"] != summary_sha256(stored):
+            warnings.append(f"{run.metrics}: its content does not match its digest (stale or edited); "
+                            f"its numbers are recomputed from the records")
+        elif stored.get("records_sha256") != records_sha256(run):
+            warnings.append(f"{run.metrics}: the records changed after it was computed (stale or edited); "
+                            f"its numbers are recomputed from the records")
+        elif all(M.fmr_target_key(t) in stored["accuracy"]["fnmr_at_fmr"] for t in targets):
+            return cast(RunSummary, stored), warnings
+        else:
+            return evaluate_run(run.path, write=False, fmr_targets=targets), warnings
+    elif stored is None and not warnings:
+        warnings.append(f"{run.metrics}: missing; the numbers are computed from the records "
+                        f"('fingerbench metrics' stores them)")
+    return evaluate_run(run.path, write=False, fmr_targets=targets), warnings

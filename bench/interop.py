@@ -22,24 +22,21 @@ minutiae count, mean template size and median extraction time.
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 
 from bench import metrics as M
 from bench.datasets.base import Dataset
-from bench.evaluate import comparison_status, load_scores
+from bench.evaluate import load_summary
 from bench.plugins import accepts
 from bench.protocols import PairList
 from bench.registry import PluginError
 from bench.plugins.loading import PluginSpec
 from bench.runner import RunConfig, run_benchmark
-from bench.store import EXTRACTION_OK, RunDir, RunDirError, write_json
+from bench.store import RunDirError, write_json
 from bench.template import MINUTIAE_FORMAT
 
 log = logging.getLogger(__name__)
@@ -139,34 +136,21 @@ class InteropResult:
         return "\n".join(lines) + "\n"
 
 
-def _cell_metrics(run_dir: Path, fmr: float) -> dict[str, Any]:
-    run = RunDir(run_dir)
-    manifest = run.read_manifest()
-    df = load_scores(run)
-    higher = bool(manifest.get("matcher", {}).get("higher_is_better", True))
-    acc = M.compute_metrics(pd.to_numeric(df["score"], errors="coerce").to_numpy(float),
-                            df["genuine"].astype(int).to_numpy().astype(bool),
-                            comparison_status(df["status"]), higher_is_better=higher, fmr_targets=(fmr,))
-    point = next(iter(acc["fnmr_at_fmr"].values()))
+def _cell_metrics(summary: dict[str, Any], fmr: float) -> dict[str, Any]:
+    """A cell's accuracy and speed, from its run's summary."""
+    acc = summary["accuracy"]
+    point = acc["fnmr_at_fmr"][M.fmr_target_key(fmr)]
     return {"eer": acc["eer"], "fnmr": point["value"], "fnmr_reason": point["reason"],
-            "n_genuine": acc["n_genuine"], "n_impostor": acc["n_impostor"]}
+            "n_genuine": acc["n_genuine"], "n_impostor": acc["n_impostor"],
+            "rej_enroll": int(summary["enrolment"]["rej_enroll"]),
+            "comparisons_per_second": summary["speed"]["comparisons_per_second_per_core"]}
 
 
-def _extractor_stats(run_dir: Path) -> dict[str, Any]:
-    ext = pd.read_csv(RunDir(run_dir).extractions, dtype={"sample": str, "status": str})
-    ext = ext.drop_duplicates("sample", keep="last")
-    ok = ext["status"] == EXTRACTION_OK
-
-    def mean(col: str, scale: float = 1.0, median: bool = False) -> float | None:
-        v = pd.to_numeric(ext.loc[ok, col], errors="coerce").to_numpy(float)
-        v = v[np.isfinite(v)]
-        if not v.size:
-            return None
-        return float((np.median(v) if median else v.mean()) * scale)
-
-    return {"minutiae_mean": mean("n_minutiae"), "template_bytes_mean": mean("template_bytes"),
-            "extraction_ms_median": mean("seconds", 1e3, median=True),
-            "fte": float((~ok).mean()) if len(ext) else None}
+def _extractor_stats(summary: dict[str, Any]) -> dict[str, Any]:
+    """An extractor's template and speed figures, from a run's summary."""
+    enrolment = summary["enrolment"]
+    return {"minutiae_mean": enrolment["minutiae"]["mean"], "template_bytes_mean": enrolment["template_bytes"]["mean"],
+            "extraction_ms_median": summary["speed"]["extraction_ms"]["median"], "fte": enrolment["fte_rate"]}
 
 
 def run_interop(
@@ -241,17 +225,15 @@ def run_interop(
             try:
                 run_benchmark(dataset, pairs, cfg)
                 cell.run_dir = str(run_dir)
-                stats = _extractor_stats(run_dir)
+                run_summary, _ = load_summary(run_dir, fmr_targets=(fmr,))
+                stats = _extractor_stats(run_summary)
                 for k, v in stats.items():
                     if getattr(summary, k) is None:
                         setattr(summary, k, v)
                 if carries_minutiae is None:
                     carries_minutiae = bool(stats["minutiae_mean"])
-                for k, v in _cell_metrics(run_dir, fmr).items():
+                for k, v in _cell_metrics(run_summary, fmr).items():
                     setattr(cell, k, v)
-                sp = json.loads((run_dir / "metrics.json").read_text()).get("speed", {})
-                cell.comparisons_per_second = sp.get("comparisons_per_second_per_core")
-                cell.rej_enroll = int(json.loads((run_dir / "metrics.json").read_text())["enrolment"]["rej_enroll"])
             except (PluginError, RunDirError, RuntimeError, OSError, ValueError) as exc:
                 cell.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 log.error("interop cell %s + %s failed: %s", e.name, m.name, cell.error)

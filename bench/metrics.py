@@ -110,7 +110,9 @@ __all__ = [
     "STATUS_FAILED",
     "STATUSES",
     "FVC_FMR_TARGETS",
+    "fmr_target_key",
     "ErrorCurve",
+    "ScoreSweep",
     "EERResult",
     "OperatingPoint",
     "DETCurve",
@@ -487,9 +489,9 @@ class ErrorCurve:
     fnm : numpy.ndarray
         int64, number of genuine scores ``< t`` (non-decreasing).
     n_genuine, n_impostor : int
-        Numbers of scores.
+        Numbers of scores (total weights when built with weights).
     n_distinct : int
-        Number of distinct score values (infinities included).
+        Number of distinct score values (infinities included; of weight > 0).
     """
 
     thresholds: np.ndarray
@@ -670,6 +672,16 @@ class ErrorCurve:
         twice_area += (ni - fm[0]) * (ng + tm[0]) + fm[-1] * tm[-1]
         return twice_area / (2 * ng * ni)
 
+    def fvc_points(self) -> dict[str, OperatingPoint]:
+        """The FVC operating points: FMR100, FMR1000, FMR10000, ZeroFMR and ZeroFNMR."""
+        return {
+            "fmr100": self.fnmr_at_fmr(1e-2, name="fmr100"),
+            "fmr1000": self.fnmr_at_fmr(1e-3, name="fmr1000"),
+            "fmr10000": self.fnmr_at_fmr(1e-4, name="fmr10000"),
+            "zero_fmr": self.zero_fmr(),
+            "zero_fnmr": self.zero_fnmr(),
+        }
+
     def det(self) -> DETCurve:
         """DET points at every candidate threshold (ascending)."""
         return DETCurve(self.thresholds.copy(), self.fmr, self.fnmr)
@@ -679,7 +691,135 @@ class ErrorCurve:
         return ROCCurve(self.thresholds[::-1].copy(), self.fmr[::-1], 1.0 - self.fnmr[::-1])
 
 
-def error_curve(genuine: ArrayLike, impostor: ArrayLike) -> ErrorCurve:
+def _as_weights(weights: ArrayLike | None, n: int, name: str) -> np.ndarray | None:
+    """``weights`` as a 1-D int64 array of length ``n`` (None stays None).
+
+    Weights count comparisons: a comparison of weight ``k`` counts as ``k`` copies of it,
+    so they must be whole numbers >= 0.
+    """
+    if weights is None:
+        return None
+    w = np.asarray(weights)
+    if w.ndim == 0:
+        w = w.reshape(1)
+    if w.shape != (n,):
+        raise ValueError(f"{name} weights must have shape ({n},), got {w.shape}")
+    if w.dtype.kind == "b":
+        w = w.astype(np.int64)
+    elif w.dtype.kind == "f":
+        if not np.all(np.isfinite(w)) or np.any(w != np.floor(w)):
+            raise ValueError(f"{name} weights must be whole numbers (counts of comparisons)")
+        w = w.astype(np.int64)
+    elif w.dtype.kind not in "iu":
+        raise ValueError(f"{name} weights must be integers, got dtype {w.dtype}")
+    if w.size and w.min() < 0:
+        raise ValueError(f"{name} weights must be >= 0")
+    return w.astype(np.int64, copy=False)
+
+
+@dataclass(frozen=True, eq=False)
+class ScoreSweep:
+    """The genuine and impostor scores of a set of comparisons, sorted once.
+
+    :meth:`curve` counts the errors of the comparisons, or of any integer weighting of
+    them (a weight ``k`` counts a comparison ``k`` times, 0 leaves it out), without
+    sorting again; the subject bootstrap builds one curve per replicate this way.
+    Build it with :meth:`of`.
+
+    Attributes
+    ----------
+    genuine, impostor : numpy.ndarray
+        The scores, in the order given.
+    values : numpy.ndarray
+        Distinct scores of both kinds, ascending (infinities included).
+    below : numpy.ndarray
+        int64, number of scores (of both kinds) below each value.
+    """
+
+    genuine: np.ndarray
+    impostor: np.ndarray
+    values: np.ndarray
+    below: np.ndarray
+
+    @classmethod
+    def of(cls, genuine: ArrayLike, impostor: ArrayLike) -> "ScoreSweep":
+        """Sort the scores (similarities; ``-inf``/``+inf`` allowed, NaN not)."""
+        gen = _as_scores(genuine, "genuine")
+        imp = _as_scores(impostor, "impostor")
+        allv = np.concatenate((gen, imp))
+        allv.sort()
+        first = np.empty(allv.size, dtype=bool)
+        first[:1] = True
+        np.not_equal(allv[1:], allv[:-1], out=first[1:])
+        below = np.flatnonzero(first)
+        return cls(gen, imp, allv[below], below.astype(np.int64, copy=False))
+
+    @functools.cached_property
+    def _groups(self) -> tuple[np.ndarray, np.ndarray]:
+        """Index in ``values`` of every genuine and every impostor score."""
+        allv = np.concatenate((self.genuine, self.impostor))
+        order = np.argsort(allv)
+        first = np.empty(allv.size, dtype=bool)
+        first[:1] = True
+        ranked = allv[order]
+        np.not_equal(ranked[1:], ranked[:-1], out=first[1:])
+        group = np.empty(allv.size, dtype=np.intp)
+        group[order] = np.cumsum(first) - 1
+        return group[: self.genuine.size], group[self.genuine.size:]
+
+    def _below_unweighted(self) -> tuple[np.ndarray, np.ndarray]:
+        """Genuine and impostor scores below each value; only the smaller set is searched."""
+        if self.genuine.size <= self.impostor.size:
+            gen_below = np.searchsorted(np.sort(self.genuine), self.values, side="left").astype(np.int64)
+            return gen_below, self.below - gen_below
+        imp_below = np.searchsorted(np.sort(self.impostor), self.values, side="left").astype(np.int64)
+        return self.below - imp_below, imp_below
+
+    def curve(self, genuine_weights: ArrayLike | None = None,
+              impostor_weights: ArrayLike | None = None) -> ErrorCurve:
+        """Error counts at every candidate threshold, each comparison counted by its weight.
+
+        Candidate thresholds are the distinct scores of weight > 0 except ``-inf``, then
+        ``+inf``: with all weights 1 this is the unweighted curve, and with integer weights
+        it is the curve of the scores repeated that many times (``numpy.repeat``).
+        Weighted totals are exact below 2**53.
+        """
+        gw = _as_weights(genuine_weights, self.genuine.size, "genuine")
+        iw = _as_weights(impostor_weights, self.impostor.size, "impostor")
+        values = self.values
+        if gw is None and iw is None:
+            ng, ni = self.genuine.size, self.impostor.size
+            gen_below, imp_below = self._below_unweighted()
+        else:
+            k = values.size
+            gg, ig = self._groups
+            # bincount sums the weights in float64: exact for whole numbers below 2**53
+            gen = (np.bincount(gg, minlength=k) if gw is None
+                   else np.bincount(gg, weights=gw, minlength=k)).astype(np.int64)
+            imp = (np.bincount(ig, minlength=k) if iw is None
+                   else np.bincount(ig, weights=iw, minlength=k)).astype(np.int64)
+            present = (gen + imp) > 0  # values that only comparisons of weight 0 hold are absent
+            if not present.all():
+                values, gen, imp = values[present], gen[present], imp[present]
+            ng, ni = int(gen.sum()), int(imp.sum())
+            gen_below = np.cumsum(gen) - gen
+            imp_below = np.cumsum(imp) - imp
+        n_distinct = int(values.size)
+        fnm, fm = gen_below, ni - imp_below
+        if values.size and values[0] == -np.inf:
+            values, fnm, fm = values[1:], fnm[1:], fm[1:]
+        if values.size == 0 or values[-1] != np.inf:
+            # the threshold +inf, above every finite score
+            values = np.append(values, np.inf)
+            fnm = np.append(fnm, ng)
+            fm = np.append(fm, 0)
+        return ErrorCurve(values, fm.astype(np.int64, copy=False), fnm.astype(np.int64, copy=False),
+                          int(ng), int(ni), n_distinct)
+
+
+def error_curve(genuine: ArrayLike, impostor: ArrayLike, *,
+                genuine_weights: ArrayLike | None = None,
+                impostor_weights: ArrayLike | None = None) -> ErrorCurve:
     """Sweep every candidate threshold once and count the errors.
 
     Parameters
@@ -687,57 +827,32 @@ def error_curve(genuine: ArrayLike, impostor: ArrayLike) -> ErrorCurve:
     genuine, impostor : array_like
         Similarity scores (float; ``-inf``/``+inf`` allowed, NaN not). Either may be
         empty; metrics that need it then raise or report a reason.
+    genuine_weights, impostor_weights : array_like of int, optional
+        How many times each comparison counts (whole numbers >= 0; default 1). A
+        comparison of weight 0 is left out, its score included.
 
     Returns
     -------
     ErrorCurve
-        Counts at the thresholds: the distinct scores except ``-inf``, then ``+inf``.
+        Counts at the thresholds: the distinct scores (of weight > 0) except ``-inf``,
+        then ``+inf``. ``n_genuine`` and ``n_impostor`` are the total weights.
 
     Notes
     -----
-    One sort of all scores (O(n log n)); the counts of the larger set are derived
-    from the positions of the distinct values in the merged sorted array, so only
-    the smaller set is searched.
+    One sort of all scores (O(n log n)); without weights the counts of the larger set
+    are derived from the positions of the distinct values in the merged sorted array,
+    so only the smaller set is searched. See :class:`ScoreSweep` to count many
+    weightings of the same scores.
+
+    Examples
+    --------
+    >>> curve = error_curve([3.0, 5.0], [1.0, 4.0])
+    >>> curve.eer().eer
+    0.5
+    >>> error_curve([3.0, 5.0], [1.0, 4.0], impostor_weights=[3, 0]).eer().eer
+    0.0
     """
-    gen = _as_scores(genuine, "genuine")
-    imp = _as_scores(impostor, "impostor")
-    ng, ni = gen.size, imp.size
-    allv = np.concatenate((gen, imp))
-    allv.sort()
-    if allv.size:
-        first = np.empty(allv.size, dtype=bool)
-        first[0] = True
-        np.not_equal(allv[1:], allv[:-1], out=first[1:])
-        below = np.flatnonzero(first)  # number of scores < each distinct value
-        values = allv[below]
-    else:
-        below = np.empty(0, dtype=np.intp)
-        values = np.empty(0, dtype=np.float64)
-    n_distinct = int(values.size)
-    if values.size and values[0] == -np.inf:
-        values, below = values[1:], below[1:]
-    if values.size == 0 or values[-1] != np.inf:
-        # Append the threshold +inf (above every finite score).
-        k = values.size
-        v2 = np.empty(k + 1, dtype=np.float64)
-        v2[:k] = values
-        v2[k] = np.inf
-        b2 = np.empty(k + 1, dtype=np.int64)
-        b2[:k] = below
-        b2[k] = allv.size
-        values, below = v2, b2
-    below = below.astype(np.int64, copy=False)
-    if ng <= ni:
-        fnm = np.searchsorted(np.sort(gen), values, side="left").astype(np.int64, copy=False)
-        fm = below - fnm
-        np.subtract(ni, fm, out=fm)
-    else:
-        imp_below = np.searchsorted(np.sort(imp), values, side="left").astype(
-            np.int64, copy=False
-        )
-        fnm = below - imp_below
-        fm = np.subtract(ni, imp_below, out=imp_below)
-    return ErrorCurve(values, fm, fnm, ng, ni, n_distinct)
+    return ScoreSweep.of(genuine, impostor).curve(genuine_weights, impostor_weights)
 
 
 # ---------------------------------------------------------------------------------
@@ -857,8 +972,8 @@ def roc_auc(genuine: ArrayLike, impostor: ArrayLike) -> float:
 # ---------------------------------------------------------------------------------
 
 
-def _target_key(target: float) -> str:
-    """``1e-2`` style key for an FMR target."""
+def fmr_target_key(target: float) -> str:
+    """The key of an FMR target under ``fnmr_at_fmr`` (``1e-2`` style)."""
     mant, exp = f"{target:.12e}".split("e")
     mant = mant.rstrip("0").rstrip(".")
     return f"{mant}e{int(exp)}"
@@ -958,13 +1073,7 @@ def compute_metrics(
         curve_star = curve
 
     e = _eer_dict(curve)
-    points = {
-        "fmr100": curve.fnmr_at_fmr(1e-2, name="fmr100"),
-        "fmr1000": curve.fnmr_at_fmr(1e-3, name="fmr1000"),
-        "fmr10000": curve.fnmr_at_fmr(1e-4, name="fmr10000"),
-        "zero_fmr": curve.zero_fmr(),
-        "zero_fnmr": curve.zero_fnmr(),
-    }
+    points = curve.fvc_points()
     result: dict[str, Any] = {
         "n_genuine": int(curve.n_genuine),
         "n_impostor": int(curve.n_impostor),
@@ -979,7 +1088,7 @@ def compute_metrics(
         **{name: op.value for name, op in points.items()},
         "operating_points": {name: op.to_dict() for name, op in points.items()},
         "fnmr_at_fmr": {
-            _target_key(float(t)): curve.fnmr_at_fmr(float(t)).to_dict() for t in fmr_targets
+            fmr_target_key(float(t)): curve.fnmr_at_fmr(float(t)).to_dict() for t in fmr_targets
         },
         "auc": curve.auc() if curve.n_genuine and curve.n_impostor else None,
         "rej_ngra": int(np.count_nonzero(failed & mask)),

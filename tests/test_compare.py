@@ -78,14 +78,32 @@ def test_speed_change_separates_noise_from_a_real_slowdown():
     same = rng.lognormal(np.log(20.0), 0.3, 400)
     slower = rng.lognormal(np.log(30.0), 0.3, 400)
     slightly = base * 1.02  # significant for the test, but below the minimum effect
-    assert speed_change(base, same, inverse=False, alpha=0.01, min_effect=0.05)["within_noise"] is True
-    res = speed_change(base, slower, inverse=False, alpha=0.01, min_effect=0.05)
+    assert speed_change(base, same, statistic="median", alpha=0.01, min_effect=0.05)["within_noise"] is True
+    res = speed_change(base, slower, statistic="median", alpha=0.01, min_effect=0.05)
     assert res["within_noise"] is False and res["p_value"] < 1e-6
     assert 0.3 < res["ci"][0] < 0.5 < res["ci"][1] < 0.7
-    assert speed_change(base, slightly, inverse=False, alpha=0.5, min_effect=0.05)["within_noise"] is True
-    # throughput is the inverse: 1.5x the time is a third fewer comparisons per second
-    inv = speed_change(base, slower, inverse=True, alpha=0.01, min_effect=0.05)
-    assert inv["ci"][1] < -0.2
+    assert speed_change(base, slightly, statistic="median", alpha=0.5, min_effect=0.05)["within_noise"] is True
+    # the rate (items / total time): 1.5x the time is a third fewer comparisons per second
+    rate = speed_change(base, slower, statistic="rate", alpha=0.01, min_effect=0.05)
+    assert rate["ci"][0] < -1 / 3 < rate["ci"][1] < -0.2
+
+
+def test_compare_shows_the_numbers_of_the_run_summary(toy, tmp_path):
+    # compare and report read one summary (metrics.json): comparisons/s is the number of
+    # comparisons over their total time, the same number everywhere
+    out = tmp_path / "report"
+    write_report([toy["fvc"]], out, n_replicates=0)
+    reported = json.loads((out / "summary.json").read_text())["runs"][0]["speed"]
+    stored = json.loads((toy["fvc"] / "metrics.json").read_text())
+    rows = {m["metric"]: m for m in compare(toy["fvc"], toy["fvc_lenient"])["comparisons"][0]["metrics"]}
+    scores = pd.read_csv(toy["fvc"] / "scores.csv")
+    seconds = scores.loc[scores["status"] == "ok", "seconds"].to_numpy(float)
+    assert stored["speed"]["comparisons_per_second_per_core"] == pytest.approx(seconds.size / seconds.sum())
+    assert (rows["comparisons_per_s"]["base"] == reported["comparisons_per_second_per_core"]
+            == stored["speed"]["comparisons_per_second_per_core"])
+    assert rows["comparison_us"]["base"] == reported["comparison_us"]["median"] == stored["speed"]["comparison_us"]["median"]
+    assert rows["eer"]["base"] == stored["accuracy"]["eer"]
+    assert rows["rej_enroll"]["base"] == stored["enrolment"]["fte_rate"]
 
 
 # --------------------------------------------------------------------- comparisons

@@ -8,7 +8,6 @@ import json
 import os
 import shutil
 import subprocess
-import time
 from pathlib import Path
 
 import cv2
@@ -22,7 +21,7 @@ from bench import metrics as M
 from bench import protocols
 from bench.cli import main
 from bench.datasets.base import Dataset, DatasetInfo
-from bench.evaluate import evaluate_run
+from bench.evaluate import evaluate_run, load_summary, speed_summary
 from bench.report import load_run, write_report
 from bench.plugins.loading import PluginSpec
 from bench.runner import RunConfig, run_benchmark
@@ -107,23 +106,53 @@ def test_replicate_weights_follow_the_subject_rule():
     assert w.tolist() == [2, 1, 0, 2, 0, 0]
 
 
-def test_unit_weights_reproduce_compute_metrics():
+def test_unit_weights_reproduce_compute_metrics_exactly():
+    # a replicate in which every subject is drawn once is the run itself: every indicator
+    # must be compute_metrics' value, bit for bit (ties, infinities and failures included)
     rng = np.random.default_rng(3)
-    for _ in range(200):
+    for _ in range(300):
         n = int(rng.integers(2, 40))
         scores = rng.integers(0, 6, n).astype(float)
         genuine = rng.random(n) < 0.5
         status = rng.choice(["ok", "ok", "ok", "failed", "enrol_failed"], n)
-        sweep = B._Sweep.build(M.apply_failures(scores, genuine, status), genuine)
-        fnm, fm, ng, ni = B._counts(sweep, np.ones((1, n), np.int64))
+        eff = M.apply_failures(scores, genuine, status)
+        ok = status == "ok"
+        sweep = M.ScoreSweep.of(eff[genuine], eff[~genuine])
+        ones_g, ones_i = np.ones(genuine.sum(), np.int64), np.ones((~genuine).sum(), np.int64)
+        got = B.replicate_indicators(sweep, ones_g, ones_i, ok[genuine].astype(np.int64),
+                                     ok[~genuine].astype(np.int64))
         m = M.compute_metrics(scores, genuine, status)
-        got = {"eer": B._eer(fnm, fm, ng, ni)[0], "zero_fnmr": B._zero_fnmr(fnm, fm, ng, ni)[0],
-               **{k: B._fnmr_at_fmr(fnm, fm, ng, ni, t)[0] for k, t in B._FMR_TARGETS.items()}}
+        want = {k: m[k] for k in ("eer", "fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")}
+        want["eer_star"] = m["eer_star"]["eer"]
+        assert got.keys() == want.keys()
         for key, value in got.items():
-            if m[key] is None:
+            if want[key] is None:
                 assert np.isnan(value), key
             else:
-                assert value == pytest.approx(m[key], abs=1e-12), key
+                assert value == want[key], key
+
+
+def test_bootstrap_with_every_subject_drawn_once_is_the_run(monkeypatch):
+    # force every replicate to draw each subject exactly once: every interval collapses
+    # onto the run's own value from compute_metrics
+    s, g, a, b = _population(np.random.default_rng(4), n_subjects=12)
+    s = np.round(s, 1)  # ties
+    status = np.where(np.arange(s.size) % 11 == 0, "failed", "ok")
+    m = M.compute_metrics(s, g, status)
+
+    class OneEach:
+        def __init__(self, seed):
+            pass
+
+        def multinomial(self, n, p, size):
+            return np.ones((size, len(p)), np.int64)
+
+    monkeypatch.setattr(B.np.random, "default_rng", OneEach)
+    res = B.subject_bootstrap(s, g, status, a, b, n_replicates=5)
+    for name in ("eer", "fmr100", "zero_fmr", "zero_fnmr"):
+        assert res.intervals[name].low == res.intervals[name].high == m[name], name
+    assert res.intervals["eer_star"].low == m["eer_star"]["eer"]
+    assert res.intervals["rej_match"].low == (m["rej_ngra"] + m["rej_nira"]) / s.size
 
 
 def _population(rng, n_subjects=20, k=4, mu=2.5, sd_genuine=1.0, sd_impostor=0.5):
@@ -153,12 +182,11 @@ def test_subject_bootstrap_covers_the_true_eer_where_a_comparison_bootstrap_does
         hits += iv.low <= true_eer <= iv.high
         widths.append(iv.high - iv.low)
         # the naive bootstrap: genuine and impostor comparisons resampled independently
-        sweep = B._Sweep.build(s, g)
-        w = np.zeros((n_rep, s.size), np.int64)
+        sweep = M.ScoreSweep.of(s[g], s[~g])
         r2 = np.random.default_rng(sim)
-        for mask in (g, ~g):
-            w[:, mask] = r2.multinomial(mask.sum(), np.full(mask.sum(), 1 / mask.sum()), size=n_rep)
-        low, high = np.quantile(B._eer(*B._counts(sweep, w)), [0.025, 0.975])
+        wg, wi = (r2.multinomial(mask.sum(), np.full(mask.sum(), 1 / mask.sum()), size=n_rep)
+                  for mask in (g, ~g))
+        low, high = np.quantile([sweep.curve(wg[r], wi[r]).eer().eer for r in range(n_rep)], [0.025, 0.975])
         naive_hits += low <= true_eer <= high
         naive_widths.append(high - low)
     assert hits / n_sim >= 0.88
@@ -189,31 +217,48 @@ def test_unresolvable_points_get_no_interval_and_failures_vary():
     assert res.intervals["eer_star"].n_used == 300
 
 
-def test_bootstrap_of_a_b_set_all_pairs_size_takes_at_most_a_few_seconds():
+def test_a_replicate_is_the_run_of_its_drawn_subjects_repeated():
     # FVC B set under all-pairs: 10 fingers x 8 impressions, 280 genuine, 2,880 impostor,
-    # continuous scores (every threshold distinct: the slowest case)
+    # continuous scores (every threshold distinct). A replicate's weighted indicators must be
+    # compute_metrics of the comparisons repeated as often as they weigh.
     rng = np.random.default_rng(0)
     subj = np.repeat(np.arange(10), 8)
     ia, ib = np.triu_indices(80, 1)
     a, b = subj[ia], subj[ib]
     g = a == b
     s = np.where(g, rng.normal(2, 1, g.size), rng.normal(0, 1, g.size))
-    t0 = time.perf_counter()
-    res = B.subject_bootstrap(s, g, None, a, b, n_replicates=1000)
-    elapsed = time.perf_counter() - t0
+    status = np.where(rng.random(g.size) < 0.02, "failed", "ok")
+    eff = M.apply_failures(s, g, status)
+    ok = (status == "ok").astype(np.int64)
+    sweep = M.ScoreSweep.of(eff[g], eff[~g])
+    draws = rng.multinomial(10, np.full(10, 0.1), size=5)
+    for w in B.replicate_weights(draws, a, b):
+        got = B.replicate_indicators(sweep, w[g], w[~g], ok[g], ok[~g])
+        m = M.compute_metrics(np.repeat(s, w), np.repeat(g, w), np.repeat(status, w))
+        for name in ("eer", "fmr100", "fmr1000", "zero_fmr", "zero_fnmr"):
+            assert got[name] == m[name] or (m[name] is None and np.isnan(got[name])), name
+        assert got["eer_star"] == m["eer_star"]["eer"]
+    res = B.subject_bootstrap(s, g, status, a, b, n_replicates=1000)
     assert res.intervals["fmr1000"].low is not None  # 2,880 impostors resolve FMR1000
-    assert elapsed < 5.0
+    assert res.intervals["eer"].n_used == 1000
 
 
 # -------------------------------------------------------------------------- report
 def test_report_numbers_match_the_stored_metrics(toy_report, toy):
     doc = json.loads((toy_report / "summary.json").read_text())
-    assert doc["kind"] == "report-summary" and doc["schema_version"] == 1
+    assert doc["kind"] == "report-summary" and doc["schema_version"] == 2
     by_run = {Path(r["run"]).resolve(): r for r in doc["runs"]}
     for key in ("fvc", "fvc_lenient", "all_pairs"):
         run = by_run[toy[key].resolve()]
+        stored = json.loads((toy[key] / "metrics.json").read_text())
         acc = evaluate_run(toy[key], write=False)["accuracy"]
+        assert acc == stored["accuracy"]
         ind = run["indicators"]
+        # one summary: the report's speed figures are metrics.json's, number for number
+        for name in ("extraction_ms", "comparison_us", "comparisons_per_second_per_core"):
+            assert run["speed"][name] == stored["speed"][name], name
+        assert run["speed"]["template_bytes"] == stored["enrolment"]["template_bytes"]
+        assert not run["warnings"]
         assert ind["eer"]["value"] == pytest.approx(acc["eer"])
         assert ind["zero_fmr"]["value"] == pytest.approx(acc["zero_fmr"])
         assert ind["eer"]["n_genuine"] == acc["n_genuine"] and ind["eer"]["n_impostor"] == acc["n_impostor"]
@@ -408,6 +453,48 @@ def test_stale_metrics_json_is_a_warning(toy, tmp_path):
     _edit_json(run / "metrics.json", lambda m: m["accuracy"].update(eer=0.5))
     html = write_report([run], tmp_path / "out", n_replicates=50).read_text()
     assert "stale or edited" in html
+
+
+def _scores_with_one_change(run: Path) -> None:
+    scores = pd.read_csv(run / "scores.csv", dtype=str, keep_default_na=False)
+    i = scores.index[(scores["status"] == "ok") & (scores["genuine"] == "1")][0]
+    scores.loc[i, "score"] = "-1000"
+    scores.to_csv(run / "scores.csv", index=False)
+
+
+@pytest.mark.parametrize("case", ["edited", "stale", "missing", "older"])
+def test_a_summary_that_is_not_current_is_recomputed_with_a_warning(case, toy, tmp_path):
+    run = copy_run(toy["fvc"], tmp_path)
+    stored = json.loads((run / "metrics.json").read_text())
+    summary, warnings = load_summary(run)
+    assert summary == stored and warnings == []  # current: read as it is, not recomputed
+    if case == "edited":
+        _edit_json(run / "metrics.json", lambda m: m["speed"].update(comparisons_per_second_per_core=1.0))
+    elif case == "stale":
+        _scores_with_one_change(run)
+    elif case == "missing":
+        (run / "metrics.json").unlink()
+    else:
+        _edit_json(run / "metrics.json", lambda m: m.pop("sha256"))
+    summary, warnings = load_summary(run)
+    assert len(warnings) == 1 and str(run / "metrics.json") in warnings[0]
+    fresh = evaluate_run(run, write=False)
+    assert summary["accuracy"] == fresh["accuracy"] and summary["speed"] == fresh["speed"]
+    if case == "stale":
+        assert summary["accuracy"]["eer"] != stored["accuracy"]["eer"]
+    assert load_run(run).summary["accuracy"] == fresh["accuracy"]
+
+
+def test_speed_is_comparisons_over_their_total_time():
+    sp = speed_summary([0.010, 0.030], [0.001, 0.002, 0.003, 0.010, np.nan])
+    assert sp["comparisons_per_second_per_core"] == pytest.approx(4 / 0.016)  # not 1 / median (400)
+    cmp = sp["comparison_us"]
+    assert cmp["n"] == 4 and cmp["total"] == pytest.approx(16_000) and cmp["mean"] == pytest.approx(4_000)
+    assert cmp["median"] == pytest.approx(2_500) and cmp["min"] == pytest.approx(1_000)
+    assert cmp["p95"] == pytest.approx(np.percentile([1, 2, 3, 10], 95) * 1e3)
+    assert sp["extraction_ms"]["median"] == pytest.approx(20.0)
+    empty = speed_summary([], [])
+    assert empty["comparisons_per_second_per_core"] is None and empty["comparison_us"]["median"] is None
 
 
 # ------------------------------------------------------------------- browser check

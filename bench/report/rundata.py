@@ -8,7 +8,6 @@ missing or wrong, so a report never silently draws an incomplete or hand-edited 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -18,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics as M
-from bench.evaluate import comparison_status, load_scores
+from bench.evaluate import comparison_status, load_scores, load_summary
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
     PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError,
@@ -46,13 +45,16 @@ class RunData:
     ``comparisons`` has the columns of ``scores.csv`` plus ``similarity`` (the score
     turned into a similarity, NaN for failures), ``kind`` (ok / enrol_failed / failed)
     and ``effective`` (the score with the FVC failure rules applied, see
-    :func:`bench.metrics.apply_failures`).
+    :func:`bench.metrics.apply_failures`). ``summary`` is the run's one summary (accuracy,
+    failures, speed; :func:`bench.evaluate.load_summary`): reports and comparisons take
+    every number from it, and the records only for intervals, curves and examples.
     """
 
     path: Path
     manifest: dict[str, Any]
     comparisons: pd.DataFrame
     extractions: pd.DataFrame
+    summary: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
 
     # -- identity -------------------------------------------------------------------
@@ -265,24 +267,6 @@ def load_run(path: Path) -> RunData:
     df["similarity"] = np.where(kind == "ok", similarity, np.nan)
     df["effective"] = M.apply_failures(np.nan_to_num(similarity, nan=0.0), df["genuine"].to_numpy(bool), kind)
     ext = ext.loc[needed]
-    _check_stored_metrics(run, df, warnings)
-    return RunData(run.path, manifest, df.reset_index(drop=True), ext.reset_index(drop=True), warnings)
-
-
-def _check_stored_metrics(run: RunDir, df: pd.DataFrame, warnings: list[str]) -> None:
-    """Warn when metrics.json exists but no longer matches the records (stale or edited)."""
-    if not run.metrics.exists():
-        return
-    try:
-        stored = json.loads(run.metrics.read_text())
-        eer = stored["accuracy"]["eer"]
-    except (OSError, ValueError, KeyError, TypeError):
-        warnings.append(f"{run.metrics}: unreadable; the report recomputes everything from the CSV files")
-        return
-    g = df["genuine"].to_numpy(bool)
-    eff = df["effective"].to_numpy(float)
-    if g.any() and (~g).any():
-        now = M.error_curve(eff[g], eff[~g]).eer().eer
-        if eer is None or abs(float(eer) - now) > 1e-12:
-            warnings.append(f"{run.metrics}: stored EER {eer} differs from the {now} recomputed from "
-                            f"{run.scores.name} (stale or edited); the report uses the recomputed values")
+    summary, stale = load_summary(run.path)
+    warnings += stale
+    return RunData(run.path, manifest, df.reset_index(drop=True), ext.reset_index(drop=True), summary, warnings)

@@ -1,6 +1,10 @@
 """The numbers of a report for one run: FVC indicators with N and bootstrap intervals,
 speed, and provenance, as a JSON-serialisable dict (one entry of ``summary.json``).
 
+Every value and speed figure is the run's own summary (``metrics.json``, see
+:func:`bench.evaluate.load_summary`); only the bootstrap intervals are computed here,
+from the records.
+
 ``summary.json`` is also an input of ``fingerbench compare``: it keeps each run's
 per-item timings (comparisons subsampled to at most :data:`MAX_TIMINGS`) and a digest
 of its scores, so two reports can be compared without the run directories.
@@ -12,13 +16,11 @@ import time
 from typing import Any, TypedDict
 
 import numpy as np
-import pandas as pd
 
 from bench import bootstrap as B
-from bench import metrics as M
 from bench.report.rundata import RunData
 
-SUMMARY_SCHEMA_VERSION = 1
+SUMMARY_SCHEMA_VERSION = 2
 #: Most per-comparison timings kept in summary.json (a deterministic subsample).
 MAX_TIMINGS = 5000
 
@@ -43,14 +45,6 @@ class Indicator(TypedDict):
     reason: str | None       # why value is None, or a remark
 
 
-def _stats(values: np.ndarray, scale: float) -> dict[str, Any]:
-    v = values[np.isfinite(values)] * scale
-    if v.size == 0:
-        return {"n": 0, "median": None, "p95": None, "mean": None}
-    return {"n": int(v.size), "median": float(np.median(v)), "p95": float(np.percentile(v, 95)),
-            "mean": float(v.mean())}
-
-
 def _subsample(values: np.ndarray, limit: int) -> np.ndarray:
     if values.size <= limit:
         return values
@@ -59,22 +53,15 @@ def _subsample(values: np.ndarray, limit: int) -> np.ndarray:
 
 
 def speed(run: RunData) -> dict[str, Any]:
-    """Extraction and comparison timings: medians, 95th percentiles, throughput per core."""
-    ext = _stats(run.extraction_seconds(), 1e3)
-    cmp_us = _stats(run.comparison_seconds(), 1e6)
-    ok = run.extractions["status"] == "ok"
-    tb = pd.to_numeric(run.extractions.loc[ok, "template_bytes"], errors="coerce").to_numpy(float)
-    minutiae = pd.to_numeric(run.extractions.loc[ok, "n_minutiae"], errors="coerce").to_numpy(float)
-    med = cmp_us["median"]
-    return {
-        "extraction_ms": ext,
-        "comparison_us": cmp_us,
-        # From the median comparison time: robust to the first call's warm-up and to
-        # pauses of the machine (metrics.json's figure is 1 / mean time).
-        "comparisons_per_s": (1e6 / med) if med else None,
-        "template_bytes": _stats(tb, 1.0),
-        "minutiae": _stats(minutiae, 1.0),
-    }
+    """The run's speed and template sizes as its summary holds them (see
+    :func:`bench.evaluate.speed_summary`): extraction and comparison time distributions,
+    ``comparisons_per_second_per_core`` (comparisons / total comparison seconds)."""
+    sp = run.summary["speed"]
+    enrolment = run.summary["enrolment"]
+    return {"extraction_ms": sp["extraction_ms"], "comparison_us": sp["comparison_us"],
+            "comparisons_per_second_per_core": sp["comparisons_per_second_per_core"],
+            "template_bytes": enrolment["template_bytes"], "minutiae": enrolment["minutiae"],
+            "note": sp["note"]}
 
 
 def indicators(run: RunData, *, n_replicates: int = 1000, seed: int = 0,
@@ -83,7 +70,8 @@ def indicators(run: RunData, *, n_replicates: int = 1000, seed: int = 0,
     c = run.comparisons
     g = c["genuine"].to_numpy(bool)
     kind = c["kind"].to_numpy(str)
-    acc = M.compute_metrics(c["similarity"].to_numpy(float), g, kind)
+    acc = run.summary["accuracy"]
+    enrolment = run.summary["enrolment"]
     ext = run.extractions
     failed_ext = (ext["status"] != "ok").to_numpy()
     if n_replicates > 0:
@@ -114,8 +102,8 @@ def indicators(run: RunData, *, n_replicates: int = 1000, seed: int = 0,
         "eer": make(acc["eer"], "eer", reason=acc["eer_reason"]),
         **{k: make(ops[k]["value"], k, reason=ops[k]["reason"]) for k in
            ("fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")},
-        "rej_enroll": make(float(failed_ext.mean()) if failed_ext.size else None, "rej_enroll",
-                           n=int(failed_ext.size), count=int(failed_ext.sum()), n_genuine=None, n_impostor=None),
+        "rej_enroll": make(enrolment["fte_rate"], "rej_enroll", n=enrolment["n_images"],
+                           count=enrolment["rej_enroll"], n_genuine=None, n_impostor=None),
         "rej_match": make(n_rej / (ng + ni) if ng + ni else None, "rej_match", n=int(ng + ni),
                           count=int(n_rej), n_genuine=None, n_impostor=None),
         "eer_star": make(star["eer"], "eer_star", n_genuine=star["n_genuine"],

@@ -106,7 +106,7 @@ def write_csv(summaries: Sequence[dict[str, Any]], out: Path) -> list[Path]:
             row.update(extraction_ms_median=sp["extraction_ms"]["median"], extraction_ms_p95=sp["extraction_ms"]["p95"],
                        extraction_n=sp["extraction_ms"]["n"], comparison_us_median=sp["comparison_us"]["median"],
                        comparison_us_p95=sp["comparison_us"]["p95"], comparison_n=sp["comparison_us"]["n"],
-                       comparisons_per_s_per_core=sp["comparisons_per_s"],
+                       comparisons_per_s_per_core=sp["comparisons_per_second_per_core"],
                        template_bytes_mean=sp["template_bytes"]["mean"], minutiae_mean=sp["minutiae"]["mean"])
             w.writerow({k: ("" if v is None else v) for k, v in row.items()})
     return [ind_path, speed_path]
@@ -169,7 +169,7 @@ def markdown(groups: Sequence[dict[str, Any]], labels: dict[str, str], notes: Se
             sp = s["speed"]
             lines.append(
                 f"| {_md(labels[s['run']])} | {num(sp['extraction_ms']['median'])} | {num(sp['extraction_ms']['p95'])} "
-                f"| {num(sp['comparison_us']['median'], ',.0f')} | {num(sp['comparisons_per_s'], ',.0f')} "
+                f"| {num(sp['comparison_us']['median'], ',.0f')} | {num(sp['comparisons_per_second_per_core'], ',.0f')} "
                 f"| {num(sp['template_bytes']['mean'], ',.0f')} | {num(sp['minutiae']['mean'], '.0f')} |")
         lines.append("")
         for name, caption in (("det", "DET"), ("roc", "ROC"), ("scores", "Score distributions"),

@@ -152,7 +152,7 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
         for d, s in zip(members, ss):
             e = s["indicators"]["eer"]
             points.append({"label": labels[str(d.path)], "eer": e["value"], "eer_low": e["ci_low"],
-                           "eer_high": e["ci_high"], "comparisons_per_s": s["speed"]["comparisons_per_s"],
+                           "eer_high": e["ci_high"], "comparisons_per_s": s["speed"]["comparisons_per_second_per_core"],
                            "extraction_ms": s["speed"]["extraction_ms"]["median"]})
         if len(points) > 1:
             figures[f"{gid}-speed"] = plots.speed_figure(points, colour_map, f"Accuracy against speed: {title}")

@@ -26,7 +26,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from bench.progress import progress
 
 from bench import contract, provenance, registry
 from bench.datasets.base import Dataset, ImageError, read_grayscale, sha256_file
@@ -410,8 +410,7 @@ def _jobs(n: int) -> int:
 
 
 def _progress(total: int, desc: str, enabled: bool | None):
-    disable = None if enabled is None else (not enabled)
-    return tqdm(total=total, desc=desc, unit="it", disable=disable, dynamic_ncols=True, leave=False)
+    return progress(total, desc, enabled)
 
 
 def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig) -> RunSummary:

@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
+from bench.progress import progress
 
 from bench import provenance
 from bench.identification import results as res
@@ -210,9 +210,8 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     log.info("%d units (%d probe shards x %d gallery shards): %d done, %d to run on %s",
              len(units), len(pbounds), len(gbounds), len(done), len(todo), backend.name)
     t_search, c_search = time.perf_counter(), time.process_time()
-    disable = None if config.progress is None else not config.progress
     if todo:
-        with tqdm(total=len(todo), desc="1:N units", unit="unit", disable=disable, leave=False) as bar:
+        with progress(len(todo), "1:N units", config.progress, unit="unit") as bar:
             for unit, result in backend.run(ctx, todo):
                 res.save_chunk(run, result)
                 bar.update(1)

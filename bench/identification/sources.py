@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from multiprocessing import get_context
@@ -27,12 +26,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from bench.datasets.base import Dataset, sha256_file
 from bench.identification import synthetic as syn
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.isolation import IsolatedPool, Task, TaskFailure
+from bench.progress import progress as progress_bar
 from bench.protocols import ProtocolError
 from bench.runner import PluginSpec, _extract_items, _setup_extractor, describe_plugins, extractor_key
 from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, CsvLog, one_line
@@ -186,8 +185,7 @@ class TemplateSources:
             dpis = tuple(sorted({float(it["dpi"]) for it in todo}))
             pool = IsolatedPool(jobs, _setup_extractor, (self.extractor, dpis), _extract_items,
                                 timeout_per_item=self.extract_timeout)
-            disable = None if self.progress is None else not self.progress
-            with tqdm(total=len(todo), desc=f"extract {desc['name']}", unit="img", disable=disable, leave=False) as bar:
+            with progress_bar(len(todo), f"extract {desc['name']}", self.progress, unit="img") as bar:
                 for task, result in pool.run([Task(it["sid"], [it]) for it in todo]):
                     item = task.items[0]
                     if isinstance(result, TaskFailure):
@@ -256,9 +254,7 @@ def materialize(
         n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(args))
         if sum(hi - lo for _, lo, hi in todo) < _PARALLEL_FROM:
             n_jobs = 1  # starting processes would cost more than it saves
-        disable = (not sys.stderr.isatty()) if progress is None else not progress
-        with tqdm(total=sum(hi - lo for _, lo, hi in todo), desc=f"{role} templates", unit="tpl",
-                  disable=disable, leave=False) as bar:
+        with progress_bar(sum(hi - lo for _, lo, hi in todo), f"{role} templates", progress, unit="tpl") as bar:
             if n_jobs <= 1:
                 for a in args:
                     bar.update(_build_shard(*a))

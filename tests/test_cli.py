@@ -50,5 +50,78 @@ def test_unknown_dataset_and_missing_root(tmp_path, caplog, monkeypatch):
 
 
 def test_metrics_on_a_folder_that_is_no_run(tmp_path, caplog):
-    assert main(["metrics", str(tmp_path)]) == 1
+    assert main(["metrics", str(tmp_path)]) == 2
     assert "manifest.json is missing" in caplog.text
+
+
+# ----------------------------------------------------------------- plugin files and exit codes
+PLUGIN_FILE = '''
+class RidgeEndings:
+    version = "0.1"
+
+class Helper:
+    pass
+'''
+
+
+@pytest.mark.parametrize("target, expected", [
+    ("my_extractor.py", "name the class too, as my_extractor.py:RidgeEndings (it defines RidgeEndings, Helper)"),
+    ("my_extractor.py:Nope", "my_extractor.py has no class Nope; it defines RidgeEndings, Helper"),
+    ("missing.py:X", "missing.py: no such file"),
+])
+def test_plugin_file_without_or_with_a_wrong_class_lists_its_classes(target, expected, tmp_path, monkeypatch,
+                                                                    caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_extractor.py").write_text(PLUGIN_FILE)
+    assert main(["run", "-e", target, "-m", "mcc", "-o", str(tmp_path / "runs")]) == 2
+    assert expected in caplog.text
+    assert not (tmp_path / "runs").exists()  # refused before any work
+
+
+def test_check_names_the_class_form_too(tmp_path, monkeypatch, caplog):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "my_extractor.py").write_text(PLUGIN_FILE)
+    assert main(["check", "my_extractor.py"]) == 2
+    assert "as my_extractor.py:RidgeEndings" in caplog.text
+
+
+@pytest.mark.parametrize("argv", [
+    ["run", "-d", "synthetic", "-d", "fvc2002-db1-b"],
+    ["run", "-p", "fvc", "-p", "all-pairs"],
+    ["interop", "-d", "synthetic", "-d", "fvc2002-db1-b"],
+    ["identify", "-d", "synthetic", "-d", "fvc2002-db1-b", "-m", "mcc"],
+])
+def test_an_option_given_twice_is_refused_not_overridden(argv, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    assert "was given twice" in capsys.readouterr().err
+
+
+def test_exit_codes_follow_one_convention(tmp_path, capsys):
+    """0 done, 1 a run or gate failed, 2 usage or bad input: the same fault, the same code."""
+    not_a_run = str(tmp_path)
+    assert main(["metrics", not_a_run]) == 2
+    assert main(["report", not_a_run, "-o", str(tmp_path / "r")]) == 2
+    assert main(["compare", not_a_run, not_a_run]) == 2
+    assert main(["compare", not_a_run, not_a_run, "--fail-if", "nonsense"]) == 2
+    assert main([]) == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["report"])
+    assert exc.value.code == 2
+    with pytest.raises(SystemExit) as exc:
+        main(["--help"])
+    assert exc.value.code == 0
+    assert "Exit status" in capsys.readouterr().out
+
+
+def test_json_into_a_closed_pipe_ends_quietly(tmp_path):
+    """``fingerbench list --json | head``: no BrokenPipeError traceback (``head -n 0`` closes the
+    pipe before the program has written anything, so the pipe is always closed when it writes)."""
+    import subprocess
+    import sys
+
+    done = subprocess.run(["bash", "-c", f"set -o pipefail; {sys.executable} -m bench list --json | head -n 0"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr

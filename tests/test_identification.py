@@ -677,10 +677,10 @@ def test_report_command_refuses_mixed_and_unfinished_runs(tmp_path, caplog):
     other = tmp_path / "verification"
     other.mkdir()
     (other / "manifest.json").write_text(json.dumps({"schema": "fingerbench-run"}))
-    assert main(["report", str(run), str(other), "--out", str(tmp_path / "r2")]) == 1
+    assert main(["report", str(run), str(other), "--out", str(tmp_path / "r2")]) == 2
     assert "cannot share a report" in caplog.text
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["status"] = "running"
     (run / "manifest.json").write_text(json.dumps(manifest))
-    assert main(["report", str(run), "--out", str(tmp_path / "r3")]) == 1
+    assert main(["report", str(run), "--out", str(tmp_path / "r3")]) == 2
     assert "has not finished" in caplog.text

@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from bench.commands.argtypes import positive
+from bench.commands.argtypes import Once, positive
 
 log = logging.getLogger("fingerbench")
 
@@ -51,9 +51,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     src = p.add_argument_group("templates")
-    src.add_argument("--dataset", "-d", help="dataset name (see 'fingerbench list datasets')")
-    src.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
-    src.add_argument("--data-root", type=Path, help="folder holding datasets in their default sub-folders")
+    src.add_argument("--dataset", "-d", action=Once, help="dataset name (see 'fingerbench list datasets')")
+    src.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")
+    src.add_argument("--data-root", action=Once, type=Path, help="folder holding datasets in their default sub-folders")
     src.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[], help="dataset parameter")
     src.add_argument("--extractor", "-e", help="extractor for dataset images (name, module:Class or file.py:Class)")
     src.add_argument("--extractor-param", action="append", metavar="KEY=VALUE", default=[])
@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     src.add_argument("--cache-dir", type=Path, default=None,
                      help="template cache (default: $FINGERBENCH_CACHE or ~/.cache/fingerbench)")
     pro = p.add_argument_group("protocol")
-    pro.add_argument("--protocol", "-p", default=None,
+    pro.add_argument("--protocol", "-p", action=Once, default=None,
                      help="'dataset' (default with -d), 'synthetic' (default otherwise), or a protocol CSV file "
                           "(role,id,subject[,mated])")
     pro.add_argument("--gallery-size", type=positive, default=1000, help="synthetic: enrolled subjects (default 1000)")
@@ -156,8 +156,8 @@ def run(args: argparse.Namespace) -> int:
         else syn.MinutiaeModel()
     sources = TemplateSources(dataset=dataset, extractor=extractor, cache_dir=args.cache_dir or default_cache_dir(),
                               model=model, seed=args.synthetic_seed, jobs=args.jobs)
-    out = args.out or Path("runs") / "identify" / _safe(protocol.name) / _safe(
-        f"{extractor.name}+{matcher.name}" if extractor else matcher.name)
+    out = args.out or Path("runs") / "identify" / _safe(protocol.name) / (
+        f"{_safe(extractor.name)}+{_safe(matcher.name)}" if extractor else _safe(matcher.name))
     config = IdentificationConfig(matcher, out, sources, candidates=args.candidates, shard_size=args.shard_size,
                                   probe_batch=args.probe_batch, jobs=args.jobs, force=args.force)
     try:

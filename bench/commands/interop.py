@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.argtypes import Once
+
 log = logging.getLogger("fingerbench")
 
 
@@ -19,11 +21,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "cached, so each extractor runs once.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--dataset", "-d", required=True, help="dataset name")
-    p.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
-    p.add_argument("--data-root", type=Path, help="folder holding datasets in their default sub-folders")
+    p.add_argument("--dataset", "-d", action=Once, required=True, help="dataset name")
+    p.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")
+    p.add_argument("--data-root", action=Once, type=Path, help="folder holding datasets in their default sub-folders")
     p.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[], help="dataset parameter")
-    p.add_argument("--protocol", "-p", default="all-pairs",
+    p.add_argument("--protocol", "-p", action=Once, default="all-pairs",
                    help="protocol (all-pairs resolves FMR 1%% on a B set; fvc has only 45 impostor pairs there)")
     p.add_argument("--extractor", "-e", action="append", default=None,
                    help="extractor name or module:Class (repeat); default: every available one")
@@ -51,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("--fmr must be between 0 and 1, got %s", args.fmr)
         return 2
     specs = {}
+    unresolved = False
     for kind, given in (("extractor", args.extractor), ("matcher", args.matcher)):
         if given:
             chosen = []
@@ -59,12 +62,15 @@ def run(args: argparse.Namespace) -> int:
                     chosen.append(PluginSpec.resolve(kind, name))
                 except registry.PluginError as exc:
                     log.error("%s", exc)
+                    unresolved = True
             specs[kind] = chosen
         else:
             chosen, skipped = available_specs(kind)
             for name, reason in skipped:
                 log.warning("%s '%s' left out: %s", kind, name, reason)
             specs[kind] = chosen
+    if unresolved:
+        return 2
     if not specs["extractor"] or not specs["matcher"]:
         log.error("no extractor or no matcher can run here")
         return 1

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
             m = evaluate_run(run)
         except RunDirError as exc:
             log.error("%s", exc)
-            status = 1
+            status = 2  # not a readable run: bad input
             continue
         print(json.dumps(m, indent=2) if args.json else f"{run}: {format_summary(m)}")
     return status

@@ -61,6 +61,6 @@ def run(args: argparse.Namespace) -> int:
                                 worst_k=args.worst)
     except RunDirError as exc:
         log.error("%s", exc)
-        return 1
+        return 2  # not a readable run: bad input
     print(path)
     return 0

@@ -6,6 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.argtypes import Once
+
 from bench.commands.summary import format_summary
 
 log = logging.getLogger("fingerbench")
@@ -19,16 +21,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "metrics in a run directory. Interrupted runs resume where they stopped.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    p.add_argument("--dataset", "-d", default=None,
+    p.add_argument("--dataset", "-d", action=Once, default=None,
                    help="dataset name (see 'fingerbench list datasets'); default: the embedded synthetic "
                         "set (10 fingers x 8 impressions, generated into the cache on first use)")
-    p.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
-    p.add_argument("--data-root", type=Path,
+    p.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")
+    p.add_argument("--data-root", action=Once, type=Path,
                    help="folder that holds datasets in their default sub-folders "
                         "(default: the FINGERBENCH_DATA environment variable)")
     p.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[],
                    help="dataset parameter (for 'folder': pattern=REGEX, dpi=500)")
-    p.add_argument("--protocol", "-p", default="fvc",
+    p.add_argument("--protocol", "-p", action=Once, default="fvc",
                    help="protocol name, or a CSV pair file with columns probe,reference[,genuine]")
     p.add_argument("--protocol-param", action="append", metavar="KEY=VALUE", default=[],
                    help="protocol parameter")
@@ -126,22 +128,28 @@ def run(args: argparse.Namespace) -> int:
 
     cache = args.cache_dir or default_cache_dir()
     default_job = args.dataset is None and not args.extractor and not args.matcher
+    ext_params = registry.parse_params(args.extractor_param)
+    mat_params = registry.parse_params(args.matcher_param)
+    plugin_pairs = _plugin_pairs(args)
+    if not plugin_pairs:
+        raise registry.PluginError("no extractor and matcher to run")
+    # every plugin is resolved before any work, so a misspelt one costs no time
+    specs = {(kind, name): PluginSpec.resolve(kind, name, params)
+             for kind, names, params in (("extractor", {e for e, _ in plugin_pairs}, ext_params),
+                                         ("matcher", {m for _, m in plugin_pairs}, mat_params))
+             for name in sorted(names)}
+    for spec in specs.values():
+        registry.check_file_target(spec.kind, spec.target)
     dataset = _open_dataset(args, cache)
     for problem in dataset.problems:
         log.warning("dataset %s: %s", dataset.name, problem)
     pairs = protocols.build(args.protocol, dataset, **registry.parse_params(args.protocol_param))
     log.info("dataset %s: %d samples; protocol %s: %d genuine, %d impostor pairs",
              dataset.name, len(dataset.samples), pairs.protocol, pairs.n_genuine, pairs.n_impostor)
-    ext_params = registry.parse_params(args.extractor_param)
-    mat_params = registry.parse_params(args.matcher_param)
-    plugin_pairs = _plugin_pairs(args)
-    if not plugin_pairs:
-        raise registry.PluginError("no extractor and matcher to run")
     status = 0
     done = []
     for ext_name, mat_name in plugin_pairs:
-        ext = PluginSpec.resolve("extractor", ext_name, ext_params)
-        mat = PluginSpec.resolve("matcher", mat_name, mat_params)
+        ext, mat = specs["extractor", ext_name], specs["matcher", mat_name]
         out = args.out / dataset.name / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
         cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
                         compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,

@@ -125,6 +125,7 @@ def _first_failure(run_dir: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from bench import protocols, registry
     from bench.runner import PluginSpec, RunConfig, default_cache_dir, run_benchmark
+    from bench.synthetic.dataset import run_folder_name
 
     cache = args.cache_dir or default_cache_dir()
     default_job = args.dataset is None and not args.extractor and not args.matcher
@@ -150,7 +151,7 @@ def run(args: argparse.Namespace) -> int:
     done = []
     for ext_name, mat_name in plugin_pairs:
         ext, mat = specs["extractor", ext_name], specs["matcher", mat_name]
-        out = args.out / dataset.name / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
+        out = args.out / run_folder_name(dataset) / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
         cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
                         compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,
                         init_timeout=args.init_timeout,

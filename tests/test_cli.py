@@ -125,3 +125,27 @@ def test_json_into_a_closed_pipe_ends_quietly(tmp_path):
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr and "BrokenPipeError" not in done.stderr
+
+
+def test_list_says_which_datasets_were_found_and_their_resolution(tmp_path, monkeypatch, capsys):
+    monkeypatch.delenv("FINGERBENCH_DATA", raising=False)
+    assert main(["list", "datasets", "--json"]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["datasets"]}
+    assert rows["fvc2002-db1-b"]["found"] is False and "no --data-root" in rows["fvc2002-db1-b"]["where"]
+    assert rows["fvc2002-db2-b"]["dpi"] == 569 and rows["fvc2002-db2-b"]["image_size"] == [296, 560]
+
+    (tmp_path / "fvc2002" / "DB1_B").mkdir(parents=True)
+    (tmp_path / "fvc2002" / "DB1_B" / "101_1.tif").write_bytes(b"")
+    assert main(["list", "datasets", "--json", "--data-root", str(tmp_path)]) == 0
+    rows = {r["name"]: r for r in json.loads(capsys.readouterr().out)["datasets"]}
+    assert rows["fvc2002-db1-b"]["found"] is True
+    assert rows["fvc2002-db1-b"]["path"] == str(tmp_path / "fvc2002" / "DB1_B")
+    assert rows["fvc2002-db2-b"]["found"] is False
+    assert rows["fvc2002-db2-b"]["where"] == "not found in <data root>/fvc2002/DB2_B"
+
+    assert main(["list", "datasets", "--data-root", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    line = next(ln for ln in text.splitlines() if ln.split()[:1] == ["fvc2002-db1-b"])
+    assert " found " in line and "500 dpi, 388 x 374 px" in line
+    line = next(ln for ln in text.splitlines() if ln.split()[:1] == ["fvc2002-db2-b"])
+    assert "not found" in line and "569 dpi" in line

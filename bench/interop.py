@@ -152,7 +152,9 @@ def _cell_metrics(run_dir: Path, fmr: float) -> dict[str, Any]:
 
 
 def _extractor_stats(run_dir: Path) -> dict[str, Any]:
-    ext = pd.read_csv(RunDir(run_dir).extractions, dtype={"sample": str, "status": str})
+    ext = pd.read_csv(RunDir(run_dir).extractions, keep_default_na=False, na_values=[""],
+                      dtype={"sample": str, "subject": str, "impression": str, "file": str, "status": str,
+                             "error": str, "n_minutiae": float, "template_bytes": float, "seconds": float})
     ext = ext.drop_duplicates("sample", keep="last")
     ok = ext["status"] == EXTRACTION_OK
 

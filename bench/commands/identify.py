@@ -13,8 +13,9 @@ log = logging.getLogger("fingerbench")
 
 EPILOG = """\
 Examples:
-  # FVC style: impression 1 enrolled, the others searched; 1/3 of the fingers left out (non-mated)
-  fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --mated-fraction 0.33
+  # FVC style: impression 1 enrolled, the others searched; 2/3 of the fingers left out of the
+  # gallery, so that about 1/3 of the searches are mated (FpVTE)
+  fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --mated-fraction 1/3
   # the same gallery padded with 10,000 synthetic non-mated subjects
   fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --distractors 10000
   # synthetic templates only: 100,000 enrolled subjects, 300 probes (100 mated)
@@ -70,8 +71,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pro.add_argument("--gallery-impressions", type=positive, default=1, help="synthetic: templates per subject")
     pro.add_argument("--probes", type=positive, default=300, help="synthetic: number of probes (default 300)")
     pro.add_argument("--mated-fraction", type=_fraction, default=None,
-                     help="share of mated probes (synthetic default 1/3 as in FpVTE; dataset default: all mated; "
-                          "with a dataset, fingers are left out of the gallery to reach it)")
+                     help="share F of the probes that are mated, e.g. 1/3 or 0.33. Synthetic: default 1/3 as in "
+                          "FpVTE. Dataset: default 1 (every finger enrolled); otherwise round((1 - F) x fingers) "
+                          "fingers are left out of the gallery, so their probes are non-mated (F = 0.33 on 10 "
+                          "fingers: 7 left out, 3 enrolled)")
     pro.add_argument("--enrol-impressions", default="1", help="dataset: impressions enrolled, e.g. 1 or 1,2")
     pro.add_argument("--distractors", type=int, default=0, help="dataset: synthetic non-mated subjects added to the gallery")
     pro.add_argument("--protocol-seed", type=int, default=0, help="seed of the protocol's random choices")

@@ -13,6 +13,7 @@ import sys
 from typing import Sequence
 
 from bench.commands import COMMANDS
+from bench.commands.helpstyle import HelpFormatter
 
 log = logging.getLogger("fingerbench")
 
@@ -54,6 +55,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     for name in COMMANDS:
         module = importlib.import_module(f"bench.commands.{name}")
         p = module.add_parser(sub)
+        p.formatter_class = HelpFormatter  # one help style for every command
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
         p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
         handlers[p.prog.split()[-1]] = module.run

@@ -149,3 +149,33 @@ def test_list_says_which_datasets_were_found_and_their_resolution(tmp_path, monk
     assert " found " in line and "500 dpi, 388 x 374 px" in line
     line = next(ln for ln in text.splitlines() if ln.split()[:1] == ["fvc2002-db2-b"])
     assert "not found" in line and "569 dpi" in line
+
+
+# ----------------------------------------------------------------- one help style
+def _subparsers():
+    import argparse
+
+    from bench.cli import build_parser
+
+    parser, _ = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return sub.choices
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_one_help_style_for_every_command(command):
+    from bench.commands.helpstyle import EXIT_STATUS
+
+    p = _subparsers()[command]
+    text = p.format_help()
+    assert "Examples:\n  fingerbench " in text or "Examples:\n  # " in text
+    assert EXIT_STATUS in text
+    assert "(default: None)" not in text and "(default: False)" not in text and "(default: [])" not in text
+    formatter = p._get_formatter()
+    for action in p._actions:
+        assert action.help, f"{command} {action.option_strings or action.dest} has no help text"
+        shown = formatter._get_help_string(action)
+        if "(default: %(default)s)" in shown:  # added: the help itself must not name a default too
+            assert "default" not in action.help.lower(), f"{command} {action.option_strings}: default shown twice"
+    # the description is wrapped to the terminal, not one long line
+    assert max(len(line) for line in text.splitlines() if not line.startswith("  ")) <= 100

@@ -8,27 +8,26 @@ import logging
 from pathlib import Path
 
 from bench.commands.argtypes import Once, positive
+from bench.commands.helpstyle import epilog
 
 log = logging.getLogger("fingerbench")
 
-EPILOG = """\
-Examples:
-  # FVC style: impression 1 enrolled, the others searched; 2/3 of the fingers left out of the
-  # gallery, so that about 1/3 of the searches are mated (FpVTE)
-  fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --mated-fraction 1/3
-  # the same gallery padded with 10,000 synthetic non-mated subjects
-  fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --distractors 10000
-  # synthetic templates only: 100,000 enrolled subjects, 300 probes (100 mated)
-  fingerbench identify --gallery-size 100000 --probes 300 -m mcc
-  # on a Dask cluster (the run directory must be on a file system the workers share)
-  fingerbench identify --gallery-size 1000000 --probes 300 -m mcc --scheduler tcp://10.0.0.5:8786
-  # export the protocol, edit it, run it
-  fingerbench identify --gallery-size 1000 --probes 30 --export-protocol p.csv
-  fingerbench identify --protocol p.csv -m mcc
-  # recompute metrics.json from the stored tables
-  fingerbench identify --evaluate runs/identify/synthetic-g1000x1-p30-m0.33-s0/mcc
-Exit status: 0 done, 2 bad input (dataset, protocol, missing templates, run directory, backend).
-"""
+EXAMPLES = [
+    "# FVC style: impression 1 enrolled, the others searched; 2/3 of the fingers left out of the",
+    "# gallery, so that about 1/3 of the searches are mated (FpVTE)",
+    "fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --mated-fraction 1/3",
+    "# the same gallery padded with 10,000 synthetic non-mated subjects",
+    "fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --distractors 10000",
+    "# synthetic templates only: 100,000 enrolled subjects, 300 probes (100 mated)",
+    "fingerbench identify --gallery-size 100000 --probes 300 -m mcc",
+    "# on a Dask cluster (the run directory must be on a file system the workers share)",
+    "fingerbench identify --gallery-size 1000000 --probes 300 -m mcc --scheduler tcp://10.0.0.5:8786",
+    "# export the protocol, edit it, run it",
+    "fingerbench identify --gallery-size 1000 --probes 30 --export-protocol p.csv",
+    "fingerbench identify --protocol p.csv -m mcc",
+    "# recompute metrics.json from the stored tables",
+    "fingerbench identify --evaluate runs/identify/synthetic-g1000x1-p30-m0.33-s0/mcc",
+]
 
 
 def _fraction(text: str) -> float:
@@ -49,7 +48,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "FNIR at FPIR, penetration rate, speed and memory. Templates come from a dataset and "
                     "an extractor (cached as by 'run'), or from the synthetic minutiae model for galleries of "
                     "any size. Interrupted runs resume where they stopped.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
     src = p.add_argument_group("templates")
     src.add_argument("--dataset", "-d", action=Once, help="dataset name (see 'fingerbench list datasets')")
@@ -57,8 +56,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     src.add_argument("--data-root", action=Once, type=Path, help="folder holding datasets in their default sub-folders")
     src.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[], help="dataset parameter")
     src.add_argument("--extractor", "-e", help="extractor for dataset images (name, module:Class or file.py:Class)")
-    src.add_argument("--extractor-param", action="append", metavar="KEY=VALUE", default=[])
-    src.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic templates (default 0)")
+    src.add_argument("--extractor-param", action="append", metavar="KEY=VALUE", default=[],
+                     help="parameter passed to the extractor (repeat for several)")
+    src.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic templates")
     src.add_argument("--synthetic-param", action="append", metavar="KEY=VALUE", default=[],
                      help="parameter of the synthetic minutiae model (see bench.identification.synthetic)")
     src.add_argument("--cache-dir", type=Path, default=None,
@@ -67,9 +67,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pro.add_argument("--protocol", "-p", action=Once, default=None,
                      help="'dataset' (default with -d), 'synthetic' (default otherwise), or a protocol CSV file "
                           "(role,id,subject[,mated])")
-    pro.add_argument("--gallery-size", type=positive, default=1000, help="synthetic: enrolled subjects (default 1000)")
+    pro.add_argument("--gallery-size", type=positive, default=1000, help="synthetic: enrolled subjects")
     pro.add_argument("--gallery-impressions", type=positive, default=1, help="synthetic: templates per subject")
-    pro.add_argument("--probes", type=positive, default=300, help="synthetic: number of probes (default 300)")
+    pro.add_argument("--probes", type=positive, default=300, help="synthetic: number of probes")
     pro.add_argument("--mated-fraction", type=_fraction, default=None,
                      help="share F of the probes that are mated, e.g. 1/3 or 0.33. Synthetic: default 1/3 as in "
                           "FpVTE. Dataset: default 1 (every finger enrolled); otherwise round((1 - F) x fingers) "
@@ -83,11 +83,12 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pro.add_argument("--export-protocol", type=Path, metavar="FILE", help="write the protocol as CSV and stop")
     mat = p.add_argument_group("matcher and search")
     mat.add_argument("--matcher", "-m", help="matcher name, module:Class or file.py:Class")
-    mat.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[])
-    mat.add_argument("--candidates", "-L", type=positive, default=100, help="candidate list length L (default 100)")
+    mat.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[],
+                     help="parameter passed to the matcher (repeat for several)")
+    mat.add_argument("--candidates", "-L", type=positive, default=100, help="candidate list length L")
     mat.add_argument("--shard-size", type=positive, default=1000,
-                     help="gallery templates per unit of work (memory per worker grows with it; default 1000)")
-    mat.add_argument("--probe-batch", type=positive, default=1024, help="probes per unit of work (default 1024)")
+                     help="gallery templates per unit of work (memory per worker grows with it)")
+    mat.add_argument("--probe-batch", type=positive, default=1024, help="probes per unit of work")
     exe = p.add_argument_group("execution")
     exe.add_argument("--jobs", "-j", type=int, default=0, help="local worker processes (0 = all cores)")
     exe.add_argument("--scheduler", metavar="ADDRESS", help="run on the Dask cluster of this scheduler (tcp://host:port)")
@@ -98,7 +99,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     exe.add_argument("--retries", type=int, default=2, help="times a lost unit is recomputed before the run stops")
     out = p.add_argument_group("output")
     out.add_argument("--out", "-o", type=Path, default=None,
-                     help="run directory (default runs/identify/PROTOCOL/[EXTRACTOR+]MATCHER)")
+                     help="run directory (default: runs/identify/PROTOCOL/[EXTRACTOR+]MATCHER)")
     out.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
     out.add_argument("--evaluate", type=Path, metavar="RUN_DIR", help="only recompute metrics.json of a run")
     out.add_argument("--json", action="store_true", help="print metrics and timing as JSON")

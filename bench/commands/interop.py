@@ -6,9 +6,16 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.helpstyle import epilog
 from bench.commands.argtypes import Once
 
 log = logging.getLogger("fingerbench")
+
+
+EXAMPLES = [
+    "fingerbench interop -d synthetic -e mindtct -e classic -m bozorth3 -m mcc",
+    "fingerbench interop -d fvc2002-db1-b --data-root ~/data -p fvc --fmr 0.05",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "write a MINEX-style table: EER and FNMR at a fixed FMR per cell, minutiae count and "
                     "template size per extractor. Each cell is an ordinary run directory; templates are "
                     "cached, so each extractor runs once.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
     p.add_argument("--dataset", "-d", action=Once, required=True, help="dataset name")
     p.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")

@@ -8,12 +8,21 @@ from pathlib import Path
 from typing import Any
 
 from bench.commands.argtypes import Once
+from bench.commands.helpstyle import epilog
+
+EXAMPLES = [
+    "fingerbench list",
+    "fingerbench list datasets --data-root ~/data",
+    "fingerbench list extractors --json",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("list", help="list extractors, matchers, datasets and protocols",
                        description="List every registered extractor, matcher, dataset and protocol, "
-                                   "with its availability and, when unavailable, the reason.")
+                                   "with its availability and, when unavailable, the reason; for "
+                                   "datasets, whether their files were found and their resolution.",
+                       epilog=epilog(EXAMPLES))
     p.add_argument("what", nargs="?", choices=["extractors", "matchers", "datasets", "protocols"],
                    help="list only this kind")
     p.add_argument("--data-root", type=Path, action=Once,

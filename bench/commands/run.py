@@ -6,11 +6,22 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.helpstyle import epilog
 from bench.commands.argtypes import Once
 
 from bench.commands.summary import format_summary
 
 log = logging.getLogger("fingerbench")
+
+
+EXAMPLES = [
+    "# the main job: every built-in family on the embedded synthetic set, with a report",
+    "fingerbench run",
+    "# your extractor against the built-in MCC matcher, with a report",
+    "fingerbench run -e examples/my_extractor.py:CrossingNumber -m mcc --report",
+    "fingerbench run -d fvc2002-db1-b --data-root ~/data -e mindtct -m bozorth3 -p all-pairs",
+    "fingerbench run -d folder --dataset-path ./prints --dataset-param dpi=500 -e classic -m mcc",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -19,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Extract a template from every image the protocol needs (cached per image, "
                     "extractor, version, parameters and code), compare every pair, store raw records and "
                     "metrics in a run directory. Interrupted runs resume where they stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
     p.add_argument("--dataset", "-d", action=Once, default=None,
                    help="dataset name (see 'fingerbench list datasets'); default: the embedded synthetic "

@@ -43,31 +43,37 @@ class ProgressLines:
         self._log = logger
         self._start = clock()
         self._last = self._start
+        self._n_last = 0
 
     def update(self, n: int = 1) -> None:
         self.n += n
         now = self._clock()
         if now - self._last >= self.interval:
-            self._last = now
             self._log.info("%s", self.line(now))
 
-    def line(self, now: float | None = None) -> str:
-        elapsed = max((self._clock() if now is None else now) - self._start, 1e-9)
-        rate = self.n / elapsed
+    def line(self, now: float | None = None, overall: bool = False) -> str:
+        """The progress line; the rate is that since the previous line (so a slow start, such as
+        workers warming up, does not distort the time left), the overall rate once done."""
+        now = self._clock() if now is None else now
+        finished = self.total and self.n >= self.total
+        since, done_since = (self._start, self.n) if finished or overall else (self._last, self.n - self._n_last)
+        rate = done_since / max(now - since, 1e-9)
+        self._last, self._n_last = now, self.n
         text = f"{self.desc}: {self.n}/{self.total}"
         if self.total:
             text += f" ({100.0 * self.n / self.total:.0f} %)"
         text += f", {rate:.1f} {self.unit}/s"
-        if self.total and self.n < self.total:
+        if finished:
+            text += f", done in {_duration(now - self._start)}"
+        elif self.total:
             text += f", {_duration((self.total - self.n) / rate)} left" if rate > 0 else ", time left unknown"
-        else:
-            text += f", done in {_duration(elapsed)}"
         self.lines += 1
         return text
 
     def close(self) -> None:
-        if self.lines:  # a closing line only for work long enough to have reported progress
-            self._log.info("%s", self.line())
+        # a closing line only for work long enough to have reported progress, and news since
+        if self.lines and self.n != self._n_last:
+            self._log.info("%s", self.line(overall=True))
 
     def __enter__(self) -> "ProgressLines":
         return self

@@ -26,12 +26,12 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from bench.progress import progress
 
 from bench import contract, provenance, registry
 from bench.datasets.base import Dataset, ImageError, read_grayscale, sha256_file
 from bench.isolation import IsolatedPool, Task, TaskFailure, WorkerSetupError
 from bench.plugins import FailureToEnrol, accepts, get_params, warm_up
+from bench.progress import progress
 from bench.protocols import PairList
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,

@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from bench.progress import progress
 
 from bench import provenance
 from bench.identification import results as res
@@ -43,6 +42,7 @@ from bench.identification.protocol import IdentificationProtocol
 from bench.identification.search import SearchContext, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
+from bench.progress import progress
 from bench.protocols import ProtocolError
 from bench.runner import PluginSpec, describe_plugins
 from bench.store import RunDirError, claim, read_json, write_json

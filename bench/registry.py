@@ -137,7 +137,7 @@ def check_file_target(kind: str, target: str) -> None:
         raise PluginError(f"{kind} '{target}': {file} has no class {attr}; {classes_hint(path)}")
 
 
-def _file_hint(kind: str, name: str) -> str | None:
+def file_hint(kind: str, name: str) -> str | None:
     """The message for a plugin given as a file without ``:Class``, or None if ``name`` is no file."""
     path = Path(name)
     if not (name.endswith(".py") or path.is_file()):
@@ -153,7 +153,7 @@ def entry(kind: str, name: str) -> PluginEntry:
     entries = _entries(kind)
     if name in entries:
         return entries[name]
-    hint = _file_hint(kind, name)
+    hint = file_hint(kind, name)
     if hint:
         raise PluginError(hint)
     msg = f"unknown {kind} '{name}'"

@@ -55,7 +55,9 @@ def _kinds(args: argparse.Namespace, target: str) -> list[str]:
         return found
     found = [k for k in ("extractor", "matcher") if target in registry.names(k)]
     if not found:
-        registry.entry("extractor", target)  # a file given without :Class gets its own hint
+        hint = registry.file_hint("plugin", target)  # a file given without :Class
+        if hint:
+            raise registry.PluginError(hint)
         known = sorted(set(registry.names("extractor")) | set(registry.names("matcher")))
         close = difflib.get_close_matches(target, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(known)}"

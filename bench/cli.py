@@ -8,12 +8,24 @@ from __future__ import annotations
 import argparse
 import importlib
 import logging
+import os
 import sys
 from typing import Sequence
 
 from bench.commands import COMMANDS
+from bench.commands.helpstyle import HelpFormatter
 
 log = logging.getLogger("fingerbench")
+
+#: Exit status of every command.
+EXIT_DONE, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+EXIT_CODES = """\
+Exit status (every command):
+  0  done
+  1  the run, a check or a regression gate failed
+  2  usage error or bad input (unknown name, missing file, a folder that is no run)
+"""
 
 EPILOG = """\
 Examples:
@@ -24,7 +36,8 @@ Examples:
   fingerbench metrics runs/fvc2002-db1-b/fvc/mindtct+bozorth3
   fingerbench report runs/fvc2002-db1-b/*/* -o report
   fingerbench compare runs-main/ runs/ --fail-if eer:+0.5pp
-"""
+
+""" + EXIT_CODES
 
 
 def build_parser() -> tuple[argparse.ArgumentParser, dict]:
@@ -42,6 +55,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     for name in COMMANDS:
         module = importlib.import_module(f"bench.commands.{name}")
         p = module.add_parser(sub)
+        p.formatter_class = HelpFormatter  # one help style for every command
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
         p.add_argument("-q", "--quiet", action="store_true", help="only warnings and errors")
         handlers[p.prog.split()[-1]] = module.run
@@ -59,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if not args.command:
         parser.print_help()
-        return 2
+        return EXIT_USAGE
     _setup_logging(args)
     from bench.datasets.base import DatasetError
     from bench.protocols import ProtocolError
@@ -67,10 +81,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     from bench.store import RunDirError
 
     try:
-        return handlers[args.command](args)
+        status = handlers[args.command](args)
+        sys.stdout.flush()  # inside the try: a closed pipe is reported here, not at exit
+        return status
     except (DatasetError, ProtocolError, PluginError, RunDirError) as exc:
         log.error("%s", exc)
-        return 2
+        return EXIT_USAGE
+    except BrokenPipeError:
+        # the reader went away (``fingerbench metrics --json | head``): not a fault of ours;
+        # send what is still buffered nowhere so that the interpreter's final flush is quiet
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_DONE
     except KeyboardInterrupt:
         log.error("interrupted; results computed so far are saved: run the same command again to resume")
         return 130

@@ -171,7 +171,9 @@ def run_interop(
     """Run every cell (see the module docstring) and write ``interop.json`` and
     ``interop.md`` into ``out/DATASET/PROTOCOL``. A cell that fails (a plugin that cannot
     be built, a worker that cannot start) is recorded with its error; the others go on."""
-    base = Path(out) / dataset.name / safe_name(pairs.protocol)
+    from bench.synthetic.dataset import run_folder_name
+
+    base = Path(out) / run_folder_name(dataset) / safe_name(pairs.protocol)
     result = InteropResult(dataset.name, pairs.protocol, float(fmr), [], [m.name for m in matchers])
     template_dataset = any("template" in s.attributes for s in dataset.samples)
     built_matchers: dict[str, Any] = {}

@@ -168,12 +168,37 @@ def socofing(dataset: Dataset, impostors_per_probe: int | None = None, seed: int
     return PairList("socofing", pairs, {"impostors_per_probe": impostors_per_probe, "seed": seed})
 
 
+def f_vs_s(dataset: Dataset, impostors_per_probe: int | None = None, seed: int = 0) -> PairList:
+    """NIST SD 4's two takes: the second impression ("s") of each finger is the probe, the
+    first ("f") the reference. Mated: each finger's s against its own f; non-mated: its s
+    against the f of every other finger (or ``impostors_per_probe`` of them drawn with
+    ``seed``). Fingers without both impressions are left out."""
+    groups = _by_subject(_verification_samples(dataset))
+    takes = {sub: {s.impression: s for s in g} for sub, g in groups.items()}
+    both = {sub: t for sub, t in takes.items() if 1 in t and 2 in t}
+    if not both:
+        raise ProtocolError(f"the f-vs-s protocol needs fingers with a first and a second impression; "
+                            f"dataset {dataset.name} has none")
+    rng = np.random.default_rng(seed)
+    firsts = [(sub, t[1]) for sub, t in both.items()]
+    pairs: list[Pair] = []
+    for sub, t in both.items():
+        pairs.append(Pair(t[2].id, t[1].id, True))
+        others = [f for other, f in firsts if other != sub]
+        if impostors_per_probe is not None and impostors_per_probe < len(others):
+            others = [others[i] for i in np.sort(rng.choice(len(others), size=impostors_per_probe, replace=False))]
+        pairs.extend(Pair(t[2].id, f.id, False) for f in others)
+    return PairList("f-vs-s", pairs, {"impostors_per_probe": impostors_per_probe, "seed": seed})
+
+
 PROTOCOLS: dict[str, tuple[Callable[..., PairList], str]] = {
     "fvc": (fvc, "FVC verification: genuine = impression vs later impressions of the same finger; "
                  "impostor = first impressions of different fingers (B set: 280 / 45)"),
     "all-pairs": (all_pairs, "FVC genuine pairs; impostor = every pair of impressions of "
                              "different fingers (B set: 280 / 2,880)"),
     "socofing": (socofing, "SOCOFing altered probes vs real references (genuine: same finger)"),
+    "f-vs-s": (f_vs_s, "NIST SD 4: second impression vs first; non-mated: vs the first impression of every "
+                       "other finger (2,000 / 3,998,000)"),
 }
 
 

@@ -14,6 +14,7 @@ import difflib
 import importlib.metadata as md
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 log = logging.getLogger(__name__)
@@ -87,10 +88,74 @@ def names(kind: str) -> list[str]:
     return sorted(_entries(kind))
 
 
+def classes_in_file(path: str | Path) -> list[str]:
+    """Names of the classes a Python file defines at top level, read without importing it."""
+    import ast
+
+    try:
+        tree = ast.parse(Path(path).read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return []
+    return [node.name for node in tree.body if isinstance(node, ast.ClassDef)]
+
+
+def classes_hint(path: str | Path) -> str:
+    """'it defines A, B' (or that it defines no class), for messages about a plugin file."""
+    found = classes_in_file(path)
+    return f"it defines {', '.join(found)}" if found else "it defines no class"
+
+
+def check_file_target(kind: str, target: str) -> None:
+    """Refuse ``file.py:Name`` early (before any work) when the file is missing or does not bind
+    ``Name`` at top level, listing the classes it defines; read without importing it."""
+    import ast
+
+    file, _, attr = target.rpartition(":")
+    if not file.endswith(".py"):
+        return
+    path = Path(file)
+    if not path.is_file():
+        raise PluginError(f"{kind} '{target}': {file}: no such file")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8", errors="replace"))
+    except (OSError, SyntaxError, ValueError):
+        return  # the import reports it, with the line
+    bound: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, (ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            bound.add(node.name)
+        elif isinstance(node, (ast.Import, ast.ImportFrom)):
+            if any(a.name == "*" for a in node.names):
+                return
+            bound.update((a.asname or a.name).split(".")[0] for a in node.names)
+        elif isinstance(node, (ast.Assign, ast.AnnAssign)):
+            for t in node.targets if isinstance(node, ast.Assign) else [node.target]:
+                bound.update(n.id for n in ast.walk(t) if isinstance(n, ast.Name))
+        else:
+            return  # conditional or computed definitions: leave it to the import
+    if attr not in bound:
+        raise PluginError(f"{kind} '{target}': {file} has no class {attr}; {classes_hint(path)}")
+
+
+def file_hint(kind: str, name: str) -> str | None:
+    """The message for a plugin given as a file without ``:Class``, or None if ``name`` is no file."""
+    path = Path(name)
+    if not (name.endswith(".py") or path.is_file()):
+        return None
+    if not path.is_file():
+        return f"{kind} '{name}': no such file"
+    found = classes_in_file(path)
+    example = f"{name}:{found[0] if found else 'Class'}"
+    return f"{kind} '{name}' is a file: name the class too, as {example} ({classes_hint(path)})"
+
+
 def entry(kind: str, name: str) -> PluginEntry:
     entries = _entries(kind)
     if name in entries:
         return entries[name]
+    hint = file_hint(kind, name)
+    if hint:
+        raise PluginError(hint)
     msg = f"unknown {kind} '{name}'"
     close = difflib.get_close_matches(name, list(entries), n=3, cutoff=0.5)
     if close:

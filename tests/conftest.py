@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, Callable
 
 import pytest
 
@@ -43,3 +44,26 @@ def shared_data() -> Path:
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never write templates to the user's cache from tests."""
     monkeypatch.setenv("FINGERBENCH_CACHE", str(tmp_path_factory.getbasetemp() / "cache"))
+
+
+def count_python_calls(fn: Callable[[], Any]) -> tuple[int, Any]:
+    """(number of Python and C function calls made while running ``fn``, its result).
+
+    A measure of the work done that does not depend on the machine's speed or load: a
+    vectorised computation makes a few hundred calls whatever its input size, a Python loop
+    over items makes at least one per item."""
+    import sys
+
+    calls = 0
+
+    def profile(_frame: Any, event: str, _arg: Any) -> None:
+        nonlocal calls
+        if event in ("call", "c_call"):
+            calls += 1
+
+    sys.setprofile(profile)
+    try:
+        result = fn()
+    finally:
+        sys.setprofile(None)
+    return calls, result

@@ -677,10 +677,23 @@ def test_report_command_refuses_mixed_and_unfinished_runs(tmp_path, caplog):
     other = tmp_path / "verification"
     other.mkdir()
     (other / "manifest.json").write_text(json.dumps({"schema": "fingerbench-run"}))
-    assert main(["report", str(run), str(other), "--out", str(tmp_path / "r2")]) == 1
+    assert main(["report", str(run), str(other), "--out", str(tmp_path / "r2")]) == 2
     assert "cannot share a report" in caplog.text
     manifest = json.loads((run / "manifest.json").read_text())
     manifest["status"] = "running"
     (run / "manifest.json").write_text(json.dumps(manifest))
-    assert main(["report", str(run), "--out", str(tmp_path / "r3")]) == 1
+    assert main(["report", str(run), "--out", str(tmp_path / "r3")]) == 2
     assert "has not finished" in caplog.text
+
+
+def test_cli_identify_names_its_folder_extractor_plus_matcher(tmp_path, monkeypatch):
+    """The default run folder is runs/identify/PROTOCOL/EXTRACTOR+MATCHER, as help and docs say."""
+    from bench.cli import main
+
+    _image_dataset(tmp_path / "img", subjects=3, impressions=2)
+    monkeypatch.chdir(tmp_path)
+    assert main(["identify", "-d", "folder", "--dataset-path", str(tmp_path / "img"), "--dataset-param", "dpi=500",
+                 "-e", f"{PROJECT / 'tests' / 'dummy_plugins.py'}:ToyExtractor",
+                 "-m", f"{matchers_file()}:GridMatcher", "-L", "2", "-j", "1"]) == 0
+    runs = [p.name for p in (tmp_path / "runs" / "identify").glob("*/*")]
+    assert runs == ["ToyExtractor+GridMatcher"]

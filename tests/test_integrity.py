@@ -238,7 +238,7 @@ def test_a_non_numeric_ok_score_is_refused_with_file_and_line(finished, bad_scor
     df.to_csv(scores, index=False)
     with pytest.raises(RunDirError, match=rf"scores.csv, line {row + 2}: 1 rows with status 'ok' have no numeric"):
         evaluate_run(summary.run_dir)
-    assert main(["metrics", str(summary.run_dir)]) == 1
+    assert main(["metrics", str(summary.run_dir)]) == 2
     resumed = run_benchmark(toy, pairs, cfg)  # a resumed run recomputes that comparison
     assert resumed.n_compared == 1 and resumed.metrics["accuracy"] == summary.metrics["accuracy"]
 
@@ -308,7 +308,7 @@ def test_metrics_on_a_tampered_run_names_the_file_and_the_fault(finished, case, 
     damage(summary.run_dir)
     with pytest.raises(RunDirError, match=message):
         evaluate_run(summary.run_dir)
-    assert main(["metrics", str(summary.run_dir)]) == 1
+    assert main(["metrics", str(summary.run_dir)]) == 2
     assert str(summary.run_dir) in caplog.text
 
 

@@ -117,3 +117,22 @@ def test_interop_command(small, tmp_path, capsys):
     assert (tmp_path / "runs" / "folder" / "fvc" / "mindtct+bozorth3" / "scores.csv").is_file()
     assert main(["interop", "-d", "folder", "--dataset-path", str(ds.root), "--dataset-param", "dpi=500",
                  "-e", "mindtct", "-m", "bozorth3", "--fmr", "2"]) == 2
+
+
+def test_extraction_table_is_read_with_explicit_types(tmp_path):
+    """A large extractions.csv whose columns look numeric in one part and textual in another
+    (SOCOFing names, failures) is read without pandas guessing types (no DtypeWarning)."""
+    import warnings
+
+    from bench.interop import _extractor_stats
+
+    n = 200_000
+    rows = ["sample,subject,impression,file,status,error,n_minutiae,template_bytes,seconds"]
+    rows += [f"{i},{i},1,{i}.tif,ok,,30,200,0.01" for i in range(n // 2)]
+    rows += [f"s{i},p{i},x,{i}.bmp,fte,no minutiae,,,0.02" for i in range(n // 2, n)]
+    (tmp_path / "extractions.csv").write_text("\n".join(rows) + "\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        stats = _extractor_stats(tmp_path)
+    assert stats["minutiae_mean"] == pytest.approx(30.0) and stats["fte"] == pytest.approx(0.5)
+    assert stats["extraction_ms_median"] == pytest.approx(10.0)  # of the successful extractions

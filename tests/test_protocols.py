@@ -92,3 +92,26 @@ def test_socofing_altered_vs_real():
     sub = protocols.socofing(ds, impostors_per_probe=2, seed=1)
     assert sub.n_impostor == 20
     assert [p.reference for p in sub.pairs] == [p.reference for p in protocols.socofing(ds, impostors_per_probe=2, seed=1).pairs]
+
+
+def test_f_vs_s_second_impression_against_first():
+    pl = protocols.build("f-vs-s", grid(20, 2))
+    assert (pl.n_genuine, pl.n_impostor) == (20, 20 * 19)  # SD 4: 2,000 and 3,998,000
+    pairs = {(p.probe, p.reference): p.genuine for p in pl.pairs}
+    assert pairs[("101_2", "101_1")] is True
+    assert pairs[("101_2", "102_1")] is False and ("101_1", "102_2") not in pairs
+    assert all(p.probe.endswith("_2") and p.reference.endswith("_1") for p in pl.pairs)
+    drawn = protocols.build("f-vs-s", grid(20, 2), impostors_per_probe=3, seed=1)
+    assert (drawn.n_genuine, drawn.n_impostor) == (20, 60)
+    assert drawn.params == {"impostors_per_probe": 3, "seed": 1}
+    with pytest.raises(ProtocolError, match="first and a second impression"):
+        protocols.f_vs_s(grid(5, 1))
+
+
+def test_every_protocol_a_dataset_lists_is_one_run_knows():
+    """``DatasetInfo.protocols`` names pair lists that ``run -p`` builds, or identification
+    (``fingerbench identify``)."""
+    from bench.datasets import available
+
+    for name, info in available().items():
+        assert set(info.protocols) <= set(protocols.PROTOCOLS) | {"identification"}, name

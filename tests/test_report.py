@@ -444,7 +444,7 @@ def test_bad_run_directories_get_a_clear_message(case, toy, tmp_path, caplog):
         load_run(run)
     assert message in str(exc.value)
     assert str(run) in str(exc.value)  # names the run directory (and the file)
-    assert main(["report", "-q", str(run), "-o", str(tmp_path / "out")]) == 1
+    assert main(["report", "-q", str(run), "-o", str(tmp_path / "out")]) == 2
     assert message in caplog.text
 
 

@@ -500,3 +500,27 @@ def test_nbis_check_summarises_a_set(small_set):
     assert out["genuine_scores"]["median"] > out["impostor_scores"]["median"]
     acc = out["mindtct_vs_groundtruth"]
     assert acc["n_truth"] > 0 and 0.5 < acc["f1"] <= 1.0
+
+
+def test_custom_and_embedded_sets_never_share_a_run_folder():
+    """A custom set's runs go to ``synthetic-<digest>``, so the next default run finds no run
+    of another configuration in ``runs/synthetic/...``."""
+    from dataclasses import replace as dc_replace
+
+    from bench.datasets.base import Dataset
+    from bench.synthetic.dataset import DEFAULT_PARAMS, run_folder_name
+    from bench.synthetic.generate import make_config
+
+    def as_dataset(**params) -> Dataset:
+        config = make_config(**{**DEFAULT_PARAMS, **params})
+        return Dataset(info=INFO, root=Path("."), samples=[], problems=[],
+                       params={"validate": "header", **{f"synthetic_{k}": v for k, v in config.to_dict().items()}})
+
+    assert run_folder_name(as_dataset()) == "synthetic"
+    hard = as_dataset(fingers=100, difficulty="hard", seed=7)
+    other_seed = as_dataset(seed=1)
+    names = {run_folder_name(hard), run_folder_name(other_seed)}
+    assert len(names) == 2 and all(n.startswith("synthetic-") for n in names)
+    assert run_folder_name(hard) == f"synthetic-{make_config(**{**DEFAULT_PARAMS, 'fingers': 100, 'difficulty': 'hard', 'seed': 7}).digest()}"
+    folder = Dataset(info=dc_replace(INFO, name="folder"), root=Path("."), samples=[], problems=[], params={})
+    assert run_folder_name(folder) == "folder"

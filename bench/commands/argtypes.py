@@ -24,3 +24,17 @@ def whole_number(minimum: int) -> Callable[[str], int]:
 
 positive = whole_number(1)
 non_negative = whole_number(0)
+
+
+class Once(argparse.Action):
+    """Store an option that may be given once: a second value is refused, not silently kept
+    in place of the first (``-d A -d B`` would otherwise run only B)."""
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values,
+                 option_string: str | None = None) -> None:
+        marker = f"_given_{self.dest}"
+        if getattr(namespace, marker, False):
+            parser.error(f"{'/'.join(self.option_strings)} was given twice ({getattr(namespace, self.dest)} and "
+                         f"{values}): give it once, and run the command once for each")
+        setattr(namespace, marker, True)
+        setattr(namespace, self.dest, values)

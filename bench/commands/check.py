@@ -7,7 +7,16 @@ import difflib
 import logging
 from typing import Any
 
+from bench.commands.helpstyle import epilog
+
 log = logging.getLogger("fingerbench")
+
+
+EXAMPLES = [
+    "fingerbench check examples/my_extractor.py:CrossingNumber",
+    "fingerbench check mcc",
+    "fingerbench check my_matcher.py:MyMatcher -e examples/my_extractor.py:CrossingNumber",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -17,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "coordinate and angle conventions judged against synthetic ground truth, parameters, "
                     "determinism, score direction, compare_many, empty templates. Runs in seconds on "
                     "embedded synthetic data; exits 1 when a check fails.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
     p.add_argument("plugin", nargs="+",
                    help="registered name (a name registered as extractor and matcher checks both), "
@@ -46,6 +55,9 @@ def _kinds(args: argparse.Namespace, target: str) -> list[str]:
         return found
     found = [k for k in ("extractor", "matcher") if target in registry.names(k)]
     if not found:
+        hint = registry.file_hint("plugin", target)  # a file given without :Class
+        if hint:
+            raise registry.PluginError(hint)
         known = sorted(set(registry.names("extractor")) | set(registry.names("matcher")))
         close = difflib.get_close_matches(target, known, n=3, cutoff=0.5)
         hint = f"did you mean {', '.join(repr(c) for c in close)}?" if close else f"known: {', '.join(known)}"

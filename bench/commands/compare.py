@@ -7,9 +7,11 @@ import json
 import logging
 from pathlib import Path
 
+from bench.commands.helpstyle import epilog
+
 log = logging.getLogger("fingerbench")
 
-EPILOG = """\
+GATES = """\
 Gates (--fail-if METRIC:CHANGE, repeatable or comma-separated):
   eer:+0.5pp              fail if the EER rises by more than 0.5 percentage points
   fmr1000:+1pp            the same for FMR1000 (skipped where both runs cannot resolve it)
@@ -20,8 +22,13 @@ Gates (--fail-if METRIC:CHANGE, repeatable or comma-separated):
   (rates only); % = relative to the base value.
 Metrics: eer, fmr100, fmr1000, fmr10000, zero_fmr, zero_fnmr, rej_enroll, rej_match,
   eer_star, extraction_ms, extraction_ms_p95, comparison_us, comparisons_per_s, template_bytes.
-Exit status: 0 all gates pass, 1 a gate failed, 2 bad input (run directory or gate).
 """
+
+EXAMPLES = [
+    "fingerbench compare runs-main/ runs/",
+    "fingerbench compare runs-main/ runs/ --fail-if eer:+0.5pp --fail-if comparisons_per_s:-10%",
+    "fingerbench compare report-main/summary.json report/summary.json --json",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -30,7 +37,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Compare BASE with NEW: per-metric deltas (accuracy and speed), whether the "
                     "scores are identical, and whether speed changes are within noise. Each side is a "
                     "run directory, a folder of run directories, or a report's summary.json.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(EXAMPLES, notes=GATES),
     )
     p.add_argument("base", type=Path, help="baseline: run directory, folder of runs, or summary.json")
     p.add_argument("new", type=Path, help="new result: run directory, folder of runs, or summary.json")
@@ -38,9 +45,9 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="exit with status 1 when this change happens (see below)")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.add_argument("--alpha", type=float, default=0.01,
-                   help="significance level of the Mann-Whitney U test on per-item timings (default 0.01)")
+                   help="significance level of the Mann-Whitney U test on per-item timings")
     p.add_argument("--min-effect", type=float, default=0.05, metavar="FRACTION",
-                   help="relative speed changes below this are within noise (default 0.05 = 5 %%)")
+                   help="relative speed changes below this are within noise, e.g. 0.05 = 5 %%")
     return p
 
 

@@ -7,28 +7,28 @@ import json
 import logging
 from pathlib import Path
 
-from bench.commands.argtypes import positive
+from bench.commands.argtypes import Once, positive
 from bench.commands.execution import add_execution_args, backend_from_args
+from bench.commands.helpstyle import epilog
 
 log = logging.getLogger("fingerbench")
 
-EPILOG = """\
-Examples:
-  # FVC style: impression 1 enrolled, the others searched; 1/3 of the fingers left out (non-mated)
-  fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --mated-fraction 0.33
-  # the same gallery padded with 10,000 synthetic non-mated subjects
-  fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --distractors 10000
-  # synthetic templates only: 100,000 enrolled subjects, 300 probes (100 mated)
-  fingerbench identify --gallery-size 100000 --probes 300 -m mcc
-  # on a Dask cluster (the run directory must be on a file system the workers share)
-  fingerbench identify --gallery-size 1000000 --probes 300 -m mcc --scheduler tcp://10.0.0.5:8786
-  # export the protocol, edit it, run it
-  fingerbench identify --gallery-size 1000 --probes 30 --export-protocol p.csv
-  fingerbench identify --protocol p.csv -m mcc
-  # recompute metrics.json from the stored tables
-  fingerbench identify --evaluate runs/identify/synthetic-g1000x1-p30-m0.33-s0/mcc
-Exit status: 0 done, 2 bad input (dataset, protocol, missing templates, run directory, backend).
-"""
+EXAMPLES = [
+    "# FVC style: impression 1 enrolled, the others searched; 2/3 of the fingers left out of the",
+    "# gallery, so that about 1/3 of the searches are mated (FpVTE)",
+    "fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --mated-fraction 1/3",
+    "# the same gallery padded with 10,000 synthetic non-mated subjects",
+    "fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --distractors 10000",
+    "# synthetic templates only: 100,000 enrolled subjects, 300 probes (100 mated)",
+    "fingerbench identify --gallery-size 100000 --probes 300 -m mcc",
+    "# on a Dask cluster (the run directory must be on a file system the workers share)",
+    "fingerbench identify --gallery-size 1000000 --probes 300 -m mcc --scheduler tcp://10.0.0.5:8786",
+    "# export the protocol, edit it, run it",
+    "fingerbench identify --gallery-size 1000 --probes 30 --export-protocol p.csv",
+    "fingerbench identify --protocol p.csv -m mcc",
+    "# recompute metrics.json from the stored tables",
+    "fingerbench identify --evaluate runs/identify/synthetic-g1000x1-p30-m0.33-s0/mcc",
+]
 
 
 def _fraction(text: str) -> float:
@@ -49,30 +49,33 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "FNIR at FPIR, penetration rate, speed and memory. Templates come from a dataset and "
                     "an extractor (cached as by 'run'), or from the synthetic minutiae model for galleries of "
                     "any size. Interrupted runs resume where they stopped.",
-        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
     src = p.add_argument_group("templates")
-    src.add_argument("--dataset", "-d", help="dataset name (see 'fingerbench list datasets')")
-    src.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
-    src.add_argument("--data-root", type=Path, help="folder holding datasets in their default sub-folders")
+    src.add_argument("--dataset", "-d", action=Once, help="dataset name (see 'fingerbench list datasets')")
+    src.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")
+    src.add_argument("--data-root", action=Once, type=Path, help="folder holding datasets in their default sub-folders")
     src.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[], help="dataset parameter")
     src.add_argument("--extractor", "-e", help="extractor for dataset images (name, module:Class or file.py:Class)")
-    src.add_argument("--extractor-param", action="append", metavar="KEY=VALUE", default=[])
-    src.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic templates (default 0)")
+    src.add_argument("--extractor-param", action="append", metavar="KEY=VALUE", default=[],
+                     help="parameter passed to the extractor (repeat for several)")
+    src.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic templates")
     src.add_argument("--synthetic-param", action="append", metavar="KEY=VALUE", default=[],
                      help="parameter of the synthetic minutiae model (see bench.identification.synthetic)")
     src.add_argument("--cache-dir", type=Path, default=None,
                      help="template cache (default: $FINGERBENCH_CACHE or ~/.cache/fingerbench)")
     pro = p.add_argument_group("protocol")
-    pro.add_argument("--protocol", "-p", default=None,
+    pro.add_argument("--protocol", "-p", action=Once, default=None,
                      help="'dataset' (default with -d), 'synthetic' (default otherwise), or a protocol CSV file "
                           "(role,id,subject[,mated])")
-    pro.add_argument("--gallery-size", type=positive, default=1000, help="synthetic: enrolled subjects (default 1000)")
+    pro.add_argument("--gallery-size", type=positive, default=1000, help="synthetic: enrolled subjects")
     pro.add_argument("--gallery-impressions", type=positive, default=1, help="synthetic: templates per subject")
-    pro.add_argument("--probes", type=positive, default=300, help="synthetic: number of probes (default 300)")
+    pro.add_argument("--probes", type=positive, default=300, help="synthetic: number of probes")
     pro.add_argument("--mated-fraction", type=_fraction, default=None,
-                     help="share of mated probes (synthetic default 1/3 as in FpVTE; dataset default: all mated; "
-                          "with a dataset, fingers are left out of the gallery to reach it)")
+                     help="share F of the probes that are mated, e.g. 1/3 or 0.33. Synthetic: default 1/3 as in "
+                          "FpVTE. Dataset: default 1 (every finger enrolled); otherwise round((1 - F) x fingers) "
+                          "fingers are left out of the gallery, so their probes are non-mated (F = 0.33 on 10 "
+                          "fingers: 7 left out, 3 enrolled)")
     pro.add_argument("--enrol-impressions", default="1", help="dataset: impressions enrolled, e.g. 1 or 1,2")
     pro.add_argument("--distractors", type=int, default=0, help="dataset: synthetic non-mated subjects added to the gallery")
     pro.add_argument("--protocol-seed", type=int, default=0, help="seed of the protocol's random choices")
@@ -81,15 +84,16 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     pro.add_argument("--export-protocol", type=Path, metavar="FILE", help="write the protocol as CSV and stop")
     mat = p.add_argument_group("matcher and search")
     mat.add_argument("--matcher", "-m", help="matcher name, module:Class or file.py:Class")
-    mat.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[])
-    mat.add_argument("--candidates", "-L", type=positive, default=100, help="candidate list length L (default 100)")
+    mat.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[],
+                     help="parameter passed to the matcher (repeat for several)")
+    mat.add_argument("--candidates", "-L", type=positive, default=100, help="candidate list length L")
     mat.add_argument("--shard-size", type=positive, default=1000,
-                     help="gallery templates per unit of work (memory per worker grows with it; default 1000)")
-    mat.add_argument("--probe-batch", type=positive, default=1024, help="probes per unit of work (default 1024)")
+                     help="gallery templates per unit of work (memory per worker grows with it)")
+    mat.add_argument("--probe-batch", type=positive, default=1024, help="probes per unit of work")
     add_execution_args(p, task_timeout=True)
     out = p.add_argument_group("output")
     out.add_argument("--out", "-o", type=Path, default=None,
-                     help="run directory (default runs/identify/PROTOCOL/[EXTRACTOR+]MATCHER)")
+                     help="run directory (default: runs/identify/PROTOCOL/[EXTRACTOR+]MATCHER)")
     out.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
     out.add_argument("--evaluate", type=Path, metavar="RUN_DIR", help="only recompute metrics.json of a run")
     out.add_argument("--json", action="store_true", help="print metrics and timing as JSON")
@@ -151,8 +155,8 @@ def run(args: argparse.Namespace) -> int:
         else syn.MinutiaeModel()
     sources = TemplateSources(dataset=dataset, extractor=extractor, cache_dir=args.cache_dir or default_cache_dir(),
                               model=model, seed=args.synthetic_seed, jobs=args.jobs)
-    out = args.out or Path("runs") / "identify" / _safe(protocol.name) / _safe(
-        f"{extractor.name}+{matcher.name}" if extractor else matcher.name)
+    out = args.out or Path("runs") / "identify" / _safe(protocol.name) / (
+        f"{_safe(extractor.name)}+{_safe(matcher.name)}" if extractor else _safe(matcher.name))
     config = IdentificationConfig(matcher, out, sources, candidates=args.candidates, shard_size=args.shard_size,
                                   probe_batch=args.probe_batch, jobs=args.jobs, force=args.force)
     try:

@@ -6,7 +6,16 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.helpstyle import epilog
+from bench.commands.argtypes import Once
+
 log = logging.getLogger("fingerbench")
+
+
+EXAMPLES = [
+    "fingerbench interop -d synthetic -e mindtct -e classic -m bozorth3 -m mcc",
+    "fingerbench interop -d fvc2002-db1-b --data-root ~/data -p fvc --fmr 0.05",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -17,13 +26,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "write a MINEX-style table: EER and FNMR at a fixed FMR per cell, minutiae count and "
                     "template size per extractor. Each cell is an ordinary run directory; templates are "
                     "cached, so each extractor runs once.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
-    p.add_argument("--dataset", "-d", required=True, help="dataset name")
-    p.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
-    p.add_argument("--data-root", type=Path, help="folder holding datasets in their default sub-folders")
+    p.add_argument("--dataset", "-d", action=Once, required=True, help="dataset name")
+    p.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")
+    p.add_argument("--data-root", action=Once, type=Path, help="folder holding datasets in their default sub-folders")
     p.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[], help="dataset parameter")
-    p.add_argument("--protocol", "-p", default="all-pairs",
+    p.add_argument("--protocol", "-p", action=Once, default="all-pairs",
                    help="protocol (all-pairs resolves FMR 1%% on a B set; fvc has only 45 impostor pairs there)")
     p.add_argument("--extractor", "-e", action="append", default=None,
                    help="extractor name or module:Class (repeat); default: every available one")
@@ -52,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
         log.error("--fmr must be between 0 and 1, got %s", args.fmr)
         return 2
     specs = {}
+    unresolved = False
     for kind, given in (("extractor", args.extractor), ("matcher", args.matcher)):
         if given:
             chosen = []
@@ -60,12 +70,15 @@ def run(args: argparse.Namespace) -> int:
                     chosen.append(PluginSpec.resolve(kind, name))
                 except registry.PluginError as exc:
                     log.error("%s", exc)
+                    unresolved = True
             specs[kind] = chosen
         else:
             chosen, skipped = available_specs(kind)
             for name, reason in skipped:
                 log.warning("%s '%s' left out: %s", kind, name, reason)
             specs[kind] = chosen
+    if unresolved:
+        return 2
     if not specs["extractor"] or not specs["matcher"]:
         log.error("no extractor or no matcher can run here")
         return 1

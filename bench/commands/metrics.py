@@ -7,15 +7,23 @@ import json
 import logging
 from pathlib import Path
 
+from bench.commands.helpstyle import epilog
 from bench.commands.summary import format_summary
 
 log = logging.getLogger("fingerbench")
 
 
+EXAMPLES = [
+    "fingerbench metrics runs/synthetic/fvc/classic+mcc",
+    "fingerbench metrics --json runs/synthetic/fvc/* | head",
+]
+
+
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="recompute metrics from stored scores",
                        description="Recompute metrics.json of run directories from their stored "
-                                   "extraction and score records, without running any plugin.")
+                                   "extraction and score records, without running any plugin.",
+                       epilog=epilog(EXAMPLES))
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
     return p
@@ -31,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             m = evaluate_run(run)
         except RunDirError as exc:
             log.error("%s", exc)
-            status = 1
+            status = 2  # not a readable run: bad input
             continue
         print(json.dumps(m, indent=2) if args.json else f"{run}: {format_summary(m)}")
     return status

@@ -6,9 +6,17 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.helpstyle import epilog
 from bench.commands.argtypes import non_negative
 
 log = logging.getLogger("fingerbench")
+
+
+EXAMPLES = [
+    "fingerbench report runs/synthetic/fvc/classic+mcc",
+    "fingerbench report runs/fvc2002-db1-b/*/* -o report",
+    "fingerbench report runs/identify/*/* -o report-1n --bootstrap 0",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -20,7 +28,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "sections; their curves are never overlaid. Identification runs (fingerbench "
                     "identify) get an identification report: CMC and identification DET curves, "
                     "cmc.csv and det.csv.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
     p.add_argument("--out", "-o", type=Path, default=None,
@@ -61,6 +69,6 @@ def run(args: argparse.Namespace) -> int:
                                 worst_k=args.worst)
     except RunDirError as exc:
         log.error("%s", exc)
-        return 1
+        return 2  # not a readable run: bad input
     print(path)
     return 0

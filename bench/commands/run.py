@@ -6,10 +6,23 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.argtypes import Once
 from bench.commands.execution import add_execution_args, backend_from_args
+from bench.commands.helpstyle import epilog
+
 from bench.commands.summary import format_summary
 
 log = logging.getLogger("fingerbench")
+
+
+EXAMPLES = [
+    "# the main job: every built-in family on the embedded synthetic set, with a report",
+    "fingerbench run",
+    "# your extractor against the built-in MCC matcher, with a report",
+    "fingerbench run -e examples/my_extractor.py:CrossingNumber -m mcc --report",
+    "fingerbench run -d fvc2002-db1-b --data-root ~/data -e mindtct -m bozorth3 -p all-pairs",
+    "fingerbench run -d folder --dataset-path ./prints --dataset-param dpi=500 -e classic -m mcc",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,18 +31,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Extract a template from every image the protocol needs (cached per image, "
                     "extractor, version, parameters and code), compare every pair, store raw records and "
                     "metrics in a run directory. Interrupted runs resume where they stopped.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
-    p.add_argument("--dataset", "-d", default=None,
+    p.add_argument("--dataset", "-d", action=Once, default=None,
                    help="dataset name (see 'fingerbench list datasets'); default: the embedded synthetic "
                         "set (10 fingers x 8 impressions, generated into the cache on first use)")
-    p.add_argument("--dataset-path", type=Path, help="the dataset's own folder")
-    p.add_argument("--data-root", type=Path,
+    p.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")
+    p.add_argument("--data-root", action=Once, type=Path,
                    help="folder that holds datasets in their default sub-folders "
                         "(default: the FINGERBENCH_DATA environment variable)")
     p.add_argument("--dataset-param", action="append", metavar="KEY=VALUE", default=[],
                    help="dataset parameter (for 'folder': pattern=REGEX, dpi=500)")
-    p.add_argument("--protocol", "-p", default="fvc",
+    p.add_argument("--protocol", "-p", action=Once, default="fvc",
                    help="protocol name, or a CSV pair file with columns probe,reference[,genuine]")
     p.add_argument("--protocol-param", action="append", metavar="KEY=VALUE", default=[],
                    help="protocol parameter")
@@ -124,44 +137,51 @@ def _first_failure(run_dir: Path) -> str:
 def run(args: argparse.Namespace) -> int:
     from bench import protocols, registry
     from bench.engine.backends import BackendError
+    from bench.plugins.loading import PluginSpec
     from bench.template_cache import default_cache_dir
 
     cache = args.cache_dir or default_cache_dir()
     default_job = args.dataset is None and not args.extractor and not args.matcher
+    ext_params = registry.parse_params(args.extractor_param)
+    mat_params = registry.parse_params(args.matcher_param)
+    plugin_pairs = _plugin_pairs(args)
+    if not plugin_pairs:
+        raise registry.PluginError("no extractor and matcher to run")
+    # every plugin is resolved before any work, so a misspelt one costs no time
+    specs = {(kind, name): PluginSpec.resolve(kind, name, params)
+             for kind, names, params in (("extractor", {e for e, _ in plugin_pairs}, ext_params),
+                                         ("matcher", {m for _, m in plugin_pairs}, mat_params))
+             for name in sorted(names)}
+    for spec in specs.values():
+        registry.check_file_target(spec.kind, spec.target)
     dataset = _open_dataset(args, cache)
     for problem in dataset.problems:
         log.warning("dataset %s: %s", dataset.name, problem)
     pairs = protocols.build(args.protocol, dataset, **registry.parse_params(args.protocol_param))
     log.info("dataset %s: %d samples; protocol %s: %d genuine, %d impostor pairs",
              dataset.name, len(dataset.samples), pairs.protocol, pairs.n_genuine, pairs.n_impostor)
-    plugin_pairs = _plugin_pairs(args)
-    if not plugin_pairs:
-        raise registry.PluginError("no extractor and matcher to run")
     try:
         backend = backend_from_args(args)
     except BackendError as exc:
         log.error("%s", exc)
         return 2
     try:
-        return _run_pairs(args, dataset, pairs, plugin_pairs, cache, default_job, backend)
+        return _run_pairs(args, dataset, pairs, plugin_pairs, specs, cache, default_job, backend)
     finally:
         backend.close()
 
 
-def _run_pairs(args, dataset, pairs, plugin_pairs, cache, default_job, backend) -> int:
+def _run_pairs(args, dataset, pairs, plugin_pairs, specs, cache, default_job, backend) -> int:
     from bench import registry
     from bench.engine.backends import BackendError
-    from bench.plugins.loading import PluginSpec
     from bench.runner import RunConfig, run_benchmark
+    from bench.synthetic.dataset import run_folder_name
 
-    ext_params = registry.parse_params(args.extractor_param)
-    mat_params = registry.parse_params(args.matcher_param)
     status = 0
     done = []
     for ext_name, mat_name in plugin_pairs:
-        ext = PluginSpec.resolve("extractor", ext_name, ext_params)
-        mat = PluginSpec.resolve("matcher", mat_name, mat_params)
-        out = args.out / dataset.name / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
+        ext, mat = specs["extractor", ext_name], specs["matcher", mat_name]
+        out = args.out / run_folder_name(dataset) / _safe(pairs.protocol) / f"{_safe(ext.name)}+{_safe(mat.name)}"
         cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
                         compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,
                         init_timeout=args.init_timeout,

@@ -6,7 +6,15 @@ import argparse
 import logging
 from pathlib import Path
 
+from bench.commands.helpstyle import epilog
+
 log = logging.getLogger("fingerbench")
+
+
+EXAMPLES = [
+    "fingerbench synth sets/hard --fingers 100 --impressions 8 --difficulty hard --seed 7",
+    "fingerbench run -d synthetic --dataset-path sets/hard -e mindtct -m bozorth3",
+]
 
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -18,7 +26,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                     "19794-2) under OUT/groundtruth. The same seed gives bit-identical images; an "
                     "interrupted generation is completed by running the same command again. Open the "
                     "set with: fingerbench run -d synthetic --dataset-path OUT ...",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+        epilog=epilog(EXAMPLES),
     )
     p.add_argument("out", type=Path, help="output folder")
     p.add_argument("--fingers", type=int, default=10, help="number of synthetic fingers")

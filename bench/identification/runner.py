@@ -33,7 +33,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from tqdm import tqdm
 
 from bench import provenance
 from bench.plugins import matcher_hooks
@@ -45,6 +44,7 @@ from bench.identification.protocol import IdentificationProtocol
 from bench.identification.search import SearchContext, SearchJob, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore
+from bench.progress import progress
 from bench.protocols import ProtocolError
 from bench.plugins.loading import PluginSpec, describe_plugins
 from bench.store import RunDirError, claim, read_json, write_json
@@ -210,9 +210,8 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     log.info("%d units (%d probe shards x %d gallery shards): %d done, %d to run on %s",
              len(units), len(pbounds), len(gbounds), len(done), len(todo), backend.name)
     t_search, c_search = time.perf_counter(), time.process_time()
-    disable = None if config.progress is None else not config.progress
     if todo:
-        with tqdm(total=len(todo), desc="1:N units", unit="unit", disable=disable, leave=False) as bar:
+        with progress(len(todo), "1:N units", config.progress, unit="unit") as bar:
             for _task, result in backend.run(SearchJob(ctx), [Task(u, [u]) for u in todo]):
                 res.save_chunk(run, result[0])
                 bar.update(1)

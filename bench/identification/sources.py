@@ -19,7 +19,6 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
-import sys
 import tempfile
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
@@ -28,12 +27,12 @@ from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
-from tqdm import tqdm
 
 from bench.datasets.base import Dataset, sha256_file
 from bench.identification import synthetic as syn
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.plugins.loading import PluginSpec, describe_plugins
+from bench.progress import progress as progress_bar
 from bench.protocols import ProtocolError
 from bench.store import EXTRACTION_FIELDS, CsvLog, one_line
 from bench.template import Template, TemplateError
@@ -221,9 +220,7 @@ def materialize(
         n_jobs = min(jobs if jobs > 0 else (os.cpu_count() or 1), len(args))
         if sum(hi - lo for _, lo, hi in todo) < _PARALLEL_FROM:
             n_jobs = 1  # starting processes would cost more than it saves
-        disable = (not sys.stderr.isatty()) if progress is None else not progress
-        with tqdm(total=sum(hi - lo for _, lo, hi in todo), desc=f"{role} templates", unit="tpl",
-                  disable=disable, leave=False) as bar:
+        with progress_bar(sum(hi - lo for _, lo, hi in todo), f"{role} templates", progress, unit="tpl") as bar:
             if n_jobs <= 1:
                 for a in args:
                     bar.update(_build_shard(*a))

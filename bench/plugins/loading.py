@@ -110,7 +110,8 @@ def load_target(target: str) -> Any:
     try:
         return getattr(module, attr)
     except AttributeError as exc:
-        raise registry.PluginError(f"{module_name} has no attribute {attr}") from exc
+        where = f"; {registry.classes_hint(module_name)}" if module_name.endswith(".py") else ""
+        raise registry.PluginError(f"{module_name} has no attribute {attr}{where}") from exc
 
 
 # ------------------------------------------------------------ construction check

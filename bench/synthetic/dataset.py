@@ -166,6 +166,18 @@ def load_synthetic(info: DatasetInfo, root: Path, *, validate: str = "header", c
     )
 
 
+def run_folder_name(dataset: Dataset) -> str:
+    """The folder of ``dataset``'s runs under a results folder: its name, except that a synthetic
+    set made with other parameters than the embedded one is ``synthetic-<digest>`` (its cache
+    folder's name), so that their runs never share a folder."""
+    prefix = "synthetic_"
+    params = {k[len(prefix):]: v for k, v in dataset.params.items() if k.startswith(prefix)}
+    if dataset.name != INFO.name or not params:
+        return dataset.name
+    digest = SyntheticConfig(**params).digest()
+    return INFO.name if digest == make_config(**DEFAULT_PARAMS).digest() else f"{INFO.name}-{digest}"
+
+
 def registrations() -> list[tuple[DatasetInfo, Callable[..., Dataset], tuple[str, ...]]]:
     """(info, loader, alternative sub-folders) for the dataset registry."""
     return [(INFO, load_synthetic, ())]

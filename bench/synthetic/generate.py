@@ -36,7 +36,6 @@ import json
 import logging
 import math
 import os
-import sys
 import time
 from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
@@ -477,11 +476,9 @@ def generate_dataset(
         log.info("resuming %s: %d of %d fingers already done", root, reused, config.fingers)
     n_jobs = max(1, min(n_jobs, len(todo) or 1))
 
-    from tqdm import tqdm
+    from bench.progress import progress as progress_bar
 
-    disable = (not sys.stderr.isatty()) if progress is None else (not progress)
-    bar = tqdm(total=len(todo) * config.impressions, desc="synthetic images", unit="img", disable=disable,
-               dynamic_ncols=True, leave=False)
+    bar = progress_bar(len(todo) * config.impressions, "synthetic images", progress, unit="img")
     try:
         if n_jobs == 1:
             for f in todo:

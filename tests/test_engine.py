@@ -93,8 +93,13 @@ distributed = pytest.importorskip("distributed")
 
 @pytest.fixture(scope="module")
 def cluster():
-    c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
-                                 dashboard_address="127.0.0.1:0")
+    import dask
+
+    from bench.engine.backends import WORKER_DAEMON
+
+    with dask.config.set({WORKER_DAEMON: False}):  # the workers start the children that isolate plugins
+        c = distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                     dashboard_address="127.0.0.1:0")
     yield c
     c.close()
 
@@ -133,3 +138,38 @@ def test_a_plugin_crash_on_dask_costs_only_its_pairs(tmp_path, cluster):
     assert set(crashed["reference"]) == {"103_1"}
     assert len(crashed) == sum(p.reference == "103_1" for p in pairs.pairs)
     assert (scores.loc[scores["reference"] != "103_1", "status"] == "ok").all()
+
+
+def test_bad_images_on_dask_cost_only_themselves(tmp_path, cluster):
+    from bench.engine.backends import DaskBackend
+    from dummy_plugins import CRASH_LEVEL, HANG_LEVEL
+
+    root = make_images(tmp_path / "img")
+    for name, level in (("102_2", CRASH_LEVEL), ("103_3", HANG_LEVEL)):
+        cv2.imwrite(str(root / f"{name}.png"), np.full((96, 96), level, np.uint8))
+    ds = folder_dataset(root)
+    cfg = config(tmp_path, "r")
+    cfg.extract_timeout = 2.0
+    backend = DaskBackend(cluster.scheduler_address, connect_timeout=30)
+    try:
+        s = run_benchmark(ds, protocols.fvc(ds), cfg, backend)
+    finally:
+        backend.close()
+    ext = pd.read_csv(s.run_dir / "extractions.csv").set_index("sample")
+    assert ext.loc["102_2", "status"] == "crash" and ext.loc["103_3", "status"] == "timeout"
+    assert (ext.drop(index=["102_2", "103_3"])["status"] == "ok").all()
+
+
+def test_daemonic_dask_workers_are_refused_for_isolated_work(tmp_path):
+    from bench.engine.backends import BackendError, DaskBackend
+
+    ds = folder_dataset(make_images(tmp_path / "img"))
+    c = distributed.LocalCluster(n_workers=1, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                 dashboard_address="127.0.0.1:0")
+    backend = DaskBackend(c.scheduler_address, connect_timeout=30)
+    try:
+        with pytest.raises(BackendError, match="DASK_DISTRIBUTED__WORKER__DAEMON=False"):
+            run_benchmark(ds, protocols.fvc(ds), config(tmp_path, "r"), backend)
+    finally:
+        backend.close()
+        c.close()

@@ -20,12 +20,13 @@ Two policies for a unit that is lost (its process crashed, or it outlived its ti
   (:class:`bench.engine.isolation.IsolatedPool`), with a deadline per item.
 * :class:`DaskBackend`: a Dask distributed cluster, either an existing scheduler
   (``tcp://host:port``) or a local cluster started for the run. Units are Dask tasks;
-  a worker that dies takes its running units with it and the scheduler reruns them
-  elsewhere (``distributed.scheduler.allowed-failures`` times, default 3); after that an
-  isolating job splits the unit as above. Dask has no deadline per task: a plugin that
-  hangs holds its worker (use the local backend to study plugins that may hang). Workers
-  must see the job's files at the same paths (a shared file system); this is checked
-  before any work is sent.
+  an isolating job's units run in a child process of each Dask worker, with the same
+  deadlines and splitting as the local pool, so a plugin that crashes or hangs costs one
+  item and never a Dask worker. A worker that dies for another reason (out of memory)
+  takes its running units with it and the scheduler reruns them elsewhere
+  (``distributed.scheduler.allowed-failures`` times, default 3), then the run stops with
+  an error. Workers must see the job's files at the same paths (a shared file system);
+  this is checked before any work is sent.
 """
 
 from __future__ import annotations
@@ -49,6 +50,10 @@ SINGLE_THREAD_ENV = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS
 #: mapped and faulted in again: the MCC matcher then needs about 1.5 times the CPU. Local
 #: clusters started here leave it unset; see docs/identification.md for other clusters.
 NANNY_MALLOC_TRIM = "distributed.nanny.pre-spawn-environ.MALLOC_TRIM_THRESHOLD_"
+#: Dask worker processes are daemonic by default, and a daemonic process may not start
+#: children: isolating jobs need workers started with this set to False (local clusters
+#: started here are; for others, DASK_DISTRIBUTED__WORKER__DAEMON=False).
+WORKER_DAEMON = "distributed.worker.daemon"
 
 
 class BackendError(RuntimeError):
@@ -103,6 +108,7 @@ class Backend(Protocol):
 
 # ----------------------------------------------------------- worker entry points
 _states: dict[tuple[str, int], Any] = {}
+_pools: dict[tuple[str, int], IsolatedPool] = {}
 _states_lock = threading.Lock()
 
 
@@ -122,8 +128,30 @@ def worker_state(job: Job) -> Any:
 
 
 def run_items(job: Job, items: list[Any]) -> list[Any]:
-    """Compute one unit in this process (the Dask task function)."""
+    """Compute one unit in this process (the Dask task function of a job that does not
+    isolate items)."""
     return job.handle(worker_state(job), items)
+
+
+def run_items_isolated(job: Job, items: list[Any]) -> list[Any]:
+    """Compute one unit in a child process of this (Dask worker) process, kept between
+    units: a plugin that crashes or hangs ends the child, never the Dask worker. Returns
+    one entry per item: its result, or a :class:`TaskFailure` for an item lost alone."""
+    key = (job.key, threading.get_ident())
+    with _states_lock:
+        pool = _pools.get(key)
+        if pool is None:
+            for k in [k for k in _pools if k[1] == key[1]]:
+                _pools.pop(k).close()
+            pool = _pools[key] = IsolatedPool(1, _setup_local, (job,), _handle_local,
+                                              timeout_per_item=job.item_timeout or 3600.0, keep_workers=True)
+    out: list[Any] = [None] * len(items)
+    for task, result in pool.run([Task(None, items)]):
+        if task.key is None:  # the whole unit (or its only item, lost)
+            return [result] if isinstance(result, TaskFailure) else list(result)
+        i = task.key[1]  # an item retried alone after the unit was lost
+        out[i] = result if isinstance(result, TaskFailure) else result[0]
+    return out
 
 
 def _setup_local(job: Job) -> tuple[Job, Any]:
@@ -139,6 +167,16 @@ def can_read(paths: Sequence[str]) -> str:
     """On a worker: "" when every path is readable, else what is not (Dask pre-flight)."""
     bad = [p for p in paths if not os.access(p, os.R_OK)]
     return "" if not bad else f"{socket.gethostname()} cannot read {', '.join(bad)}"
+
+
+def can_start_children() -> str:
+    """On a worker: "" when it may start child processes, else why not (Dask pre-flight)."""
+    import multiprocessing
+
+    if multiprocessing.current_process().daemon:
+        return (f"{socket.gethostname()}: the worker is a daemonic process, which may not start the child "
+                f"processes that isolate plugins; start the workers with DASK_DISTRIBUTED__WORKER__DAEMON=False")
+    return ""
 
 
 def _unit_name(job: Job, task: Task) -> str:
@@ -238,7 +276,7 @@ class DaskBackend:
 
             n = local_workers or (os.cpu_count() or 1)
             self._environ = dict(os.environ)  # nannies write their settings into this process's environment
-            with dask.config.set({NANNY_MALLOC_TRIM: None}):
+            with dask.config.set({NANNY_MALLOC_TRIM: None, WORKER_DAEMON: False}):
                 self.cluster = LocalCluster(n_workers=n, threads_per_worker=threads_per_worker, processes=True,
                                             host="127.0.0.1", dashboard_address="127.0.0.1:0")
             self.client = Client(self.cluster)
@@ -268,6 +306,10 @@ class DaskBackend:
             raise BackendError(f"the Dask workers cannot run FingerBench's code ({type(exc).__name__}: {exc}); "
                                f"install the same FingerBench and plugin packages on every worker") from exc
         bad = [f"{w}: {a}" for w, a in answers.items() if a]
+        if job.isolate_items and not bad:
+            daemonic = [f"{w}: {a}" for w, a in self.client.run(can_start_children).items() if a]
+            if daemonic:
+                raise BackendError(f"Dask workers cannot run this {job.name}: " + "; ".join(daemonic))
         if bad:
             raise BackendError(f"Dask workers cannot read the files of this {job.name} (the run directory, the "
                                f"template cache and the dataset must be on a file system the workers share, at "
@@ -282,18 +324,21 @@ class DaskBackend:
         window = max(2, 2 * self.slots())
         tag = job.key[:12]
         serial = iter(range(1 << 62))
-        retries = 0 if job.isolate_items else self.retries  # isolating handlers record plugin errors themselves
-
-        def submit(t: Task):
-            f = self.client.submit(run_items, job, t.items, key=f"fingerbench-{job.name}-{tag}-{next(serial)}",
-                                   pure=False, retries=retries)
-            futures[f.key] = t
-            ac.add(f)
-
+        # isolating jobs run their items in a child of the Dask worker (same deadlines as the
+        # local pool) and record plugin failures themselves: nothing for Dask to retry
+        fn, retries = (run_items_isolated, 0) if job.isolate_items else (run_items, self.retries)
         futures: dict[str, Task] = {}
         ac = as_completed()
-        while todo and len(futures) < window:
-            submit(todo.popleft())
+
+        def refill() -> None:
+            while todo and len(futures) < window:
+                t = todo.popleft()
+                f = self.client.submit(fn, job, t.items, key=f"fingerbench-{job.name}-{tag}-{next(serial)}",
+                                       pure=False, retries=retries)
+                futures[f.key] = t
+                ac.add(f)
+
+        refill()
         for f in ac:
             task = futures.pop(f.key)
             try:
@@ -302,26 +347,19 @@ class DaskBackend:
                 raise BackendError(f"{_unit_name(job, task)} was cancelled (the scheduler or client went away)") from exc
             except Exception as exc:
                 kind = type(exc).__name__
-                if kind != "KilledWorker":
-                    raise BackendError(f"{_unit_name(job, task)} failed on a Dask worker: {kind}: {exc}") from exc
-                if not job.isolate_items:
+                if kind == "KilledWorker":
                     raise BackendError(
                         f"{_unit_name(job, task)}: the workers running it died too many times ({exc}); likely out of "
-                        f"memory or a crash in the plugin; stopping rather than leaving it out") from exc
-                if len(task.items) > 1 and task.attempt_split:
-                    log.warning("%s lost its workers (%s); retrying its %d items one by one",
-                                _unit_name(job, task), kind, len(task.items))
-                    todo.extendleft(Task((task.key, i), [item], attempt_split=False)
-                                    for i, item in reversed(list(enumerate(task.items))))
-                else:
-                    result = TaskFailure("crash", f"the Dask workers running it died ({kind})")
-                    yield task, result
-            else:
-                yield task, result
+                        f"memory; stopping rather than leaving it out") from exc
+                raise BackendError(f"{_unit_name(job, task)} failed on a Dask worker: {kind}: {exc}") from exc
             finally:
                 f.release()
-            while todo and len(futures) < window:
-                submit(todo.popleft())
+            if job.isolate_items and any(isinstance(r, TaskFailure) for r in result):
+                for i, (item, r) in enumerate(zip(task.items, result)):  # as the local pool reports them
+                    yield Task((task.key, i), [item], attempt_split=False), (r if isinstance(r, TaskFailure) else [r])
+            else:
+                yield task, result
+            refill()
 
     def close(self) -> None:
         try:

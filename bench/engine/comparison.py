@@ -59,18 +59,20 @@ class CompareJob:
         return {"matcher": matcher, "hooks": matcher_hooks(matcher), "templates": OrderedDict()}
 
     def handle(self, state: dict[str, Any], items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        out: list[dict[str, Any]] = []
-        start = 0
-        while start < len(items):  # runs of pairs that share a probe
-            end = start + 1
-            while end < len(items) and items[end]["probe_template"] == items[start]["probe_template"]:
-                end += 1
-            out.extend(_compare_group(state, items[start:end]))
-            start = end
-        return out
+        return [rec for lo, hi in _probe_runs(items) for rec in _compare_group(state, items[lo:hi])]
 
     def shared_paths(self) -> Sequence[str]:
         return self.paths
+
+
+def _probe_runs(items: list[dict[str, Any]]) -> list[tuple[int, int]]:
+    """Bounds of the runs of consecutive pairs that share a probe (one matcher call each)."""
+    bounds, start = [], 0
+    for k in range(1, len(items) + 1):
+        if k == len(items) or items[k]["pair"][0] != items[start]["pair"][0]:
+            bounds.append((start, k))
+            start = k
+    return bounds
 
 
 def _load_template(state: dict[str, Any], path: str, sha256: str) -> Template:
@@ -229,21 +231,25 @@ def compare_pairs(pairs: PairList, samples: dict[str, Sample], digests: dict[str
     pair_by_key = {(p.probe, p.reference): p for p in todo}
     job = CompareJob(key, spec, timeout, paths=(str(extraction.folder),))
     many = bool(desc.get("hooks", {}).get("compare_many"))
-    watch = contract.InterfaceWatch(len(tasks), f"matcher '{desc['name']}'", contract.PluginInterfaceError,
+    # the watch judges matcher calls: one per probe of a unit (compare_many's, or a run of compare's)
+    n_calls = sum(len(_probe_runs(t.items)) for t in tasks)
+    watch = contract.InterfaceWatch(n_calls, f"matcher '{desc['name']}'", contract.PluginInterfaceError,
                                     f"check it with: fingerbench check {spec.target}")
 
-    def record(task: Task, results: list[dict[str, Any]]) -> None:
-        score_log.append([{**pair_row(pair_by_key[tuple(it["pair"])]), **rec} for it, rec in zip(task.items, results)])
+    def record(items: list[dict[str, Any]], results: list[dict[str, Any]]) -> None:
+        score_log.append([{**pair_row(pair_by_key[tuple(it["pair"])]), **rec} for it, rec in zip(items, results)])
 
     with progress(len(todo), f"compare {desc['name']}", show_progress) as bar:
         with contextlib.closing(backend.run(job, tasks)) as results:
             for task, result in results:
                 if isinstance(result, TaskFailure):
                     result = [{"score": "", "status": result.status, "error": result.message, "seconds": ""}]
-                interface = contract.pop_interface_errors(result)
-                channel = "compare_many" if many and len(task.items) > 1 else "compare"
-                for held in watch.see((task, result), interface, channel):
-                    record(*held)
+                for lo, hi in _probe_runs(task.items):
+                    items, recs = task.items[lo:hi], result[lo:hi]
+                    interface = contract.pop_interface_errors(recs)
+                    channel = "compare_many" if many and len(items) > 1 else "compare"
+                    for held in watch.see((items, recs), interface, channel):
+                        record(*held)
                 bar.update(len(result))
         for held in watch.flush():
             record(*held)

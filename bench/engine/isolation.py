@@ -155,8 +155,10 @@ class IsolatedPool:
         timeout_per_item: float,
         startup_grace: float = 120.0,
         start_method: str | None = None,
+        keep_workers: bool = False,
     ) -> None:
         self.jobs = max(1, int(jobs))
+        self.keep_workers = keep_workers  # True: workers outlive run() (close() ends them)
         self.setup, self.setup_args, self.handler = setup, setup_args, handler
         self.timeout_per_item = float(timeout_per_item)
         self.startup_grace = startup_grace
@@ -244,7 +246,11 @@ class IsolatedPool:
                     self._retire(w)
                     yield from self._fail(task, "crash", reason, queue)
         finally:
-            self.close()
+            if not self.keep_workers:
+                self.close()
+            else:  # a worker still busy (run() was abandoned) is in an unknown state
+                for w in [w for w in self.workers if w.task is not None]:
+                    self._retire(w)
 
     def _fail(self, task: Task, status: str, reason: str, queue: deque[Task]):
         if len(task.items) > 1 and task.attempt_split:

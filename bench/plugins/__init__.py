@@ -84,12 +84,10 @@ class Matcher(Protocol):
 class BatchMatcher(Matcher, Protocol):
     """A matcher that also compares one probe with many references at once.
 
-    ``batched = True`` declares that ``compare_many`` computes the batch as a whole (its
-    speed per comparison differs from ``compare``'s); a ``compare_many`` that loops over
-    ``compare`` leaves it False (or leaves ``compare_many`` out: the engine loops itself).
+    An optional class attribute ``batched = True`` declares that ``compare_many`` computes
+    the batch as a whole (its speed per comparison differs from ``compare``'s); a
+    ``compare_many`` that loops over ``compare`` leaves it out (see :func:`matcher_hooks`).
     """
-
-    batched: bool
 
     def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         ...

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 import weakref
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -62,6 +62,17 @@ class Bozorth3Matcher:
         if p is None or r is None:
             return 0.0
         return float(p.compare(r))
+
+    def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
+        """One probe against many: the probe is read once (a loop over BOZORTH3 pairs, so
+        not declared ``batched``)."""
+        p = self._loaded(probe)
+        scores = np.zeros(len(gallery), dtype=np.float64)
+        for i, reference in enumerate(gallery):
+            r = self._loaded(reference)
+            if p is not None and r is not None:
+                scores[i] = p.compare(r)
+        return scores
 
     def prepare(self, template: Template) -> Any:
         """nbis-py's form of ``template`` (cached with it): the conversion is done before,

@@ -15,7 +15,9 @@ measures, per stage of :meth:`ClassicExtractor.run_pipeline`:
   touched area ignored.
 
 The ``wide`` variant draws the same fingers on a large canvas (448 x 478, the size of the
-FVC2000 DB3 images) at the hard difficulty, so most of the image is background.
+FVC2000 DB3 images) at the hard difficulty, so most of the image is background;
+``wide-dry`` adds the hardest difficulty (light, dry, broken ridges) and 1.5 times the
+noise.
 
 Run::
 
@@ -51,6 +53,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "default": {"difficulty": "default"},
     "hard": {"difficulty": "hard"},
     "wide": {"difficulty": "hard", "width": 448, "height": 478},
+    "wide-dry": {"difficulty": 1.0, "noise": 1.5, "width": 448, "height": 478},
 }
 
 

@@ -53,8 +53,8 @@ log = logging.getLogger("benchmarks.extractor_lodo")
 #: real sensors (ridge-band and segmentation behaviour). Anything not named keeps the
 #: extractor's default.
 GRID: dict[str, tuple[Any, ...]] = {
-    "segmentation_threshold": (0.2, 0.3),
-    "gabor_sigma_along": (0.6, 0.8),
+    "reliability_threshold": (0.0, 0.04, 0.08),
+    "edge_probe_mm": (0.0, 0.8),
     "border_mm": (0.45, 0.8),
 }
 FIXED_SYSTEMS = (("MINDTCT+MCC", "mindtct", "mcc"), ("NBIS", "mindtct", "bozorth3"))

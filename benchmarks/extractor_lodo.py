@@ -53,9 +53,10 @@ log = logging.getLogger("benchmarks.extractor_lodo")
 #: real sensors (ridge-band and segmentation behaviour). Anything not named keeps the
 #: extractor's default.
 GRID: dict[str, tuple[Any, ...]] = {
-    "reliability_threshold": (0.0, 0.04, 0.08),
+    "reliability_threshold": (0.0, 0.04, 0.08, 0.12),
     "edge_probe_mm": (0.0, 0.8),
     "border_mm": (0.45, 0.8),
+    "min_quality": (0.0, 15.0),
 }
 FIXED_SYSTEMS = (("MINDTCT+MCC", "mindtct", "mcc"), ("NBIS", "mindtct", "bozorth3"))
 CLASSIC = "classic+MCC"

@@ -67,7 +67,7 @@ class ClassicExtractor:
         Orientations in the Gabor filter bank.
     gabor_sigma_across, gabor_sigma_along : float, default 0.45, 0.6
         Gabor envelope standard deviations as multiples of the ridge period.
-    reliability_threshold : float, default 0.08
+    reliability_threshold : float, default 0.08 (chosen by the leave-one-database-out protocol)
         After enhancement, the foreground keeps only the areas where the Gabor filters
         kept more than this share of the local energy (a ridge pattern, not noise,
         smudges or the flat rim of the print); 0 turns the refinement off.
@@ -77,9 +77,10 @@ class ClassicExtractor:
         Ridge blobs and valley holes smaller than this area are removed.
     border_mm : float, default 0.45
         Minutiae closer than this to the print's border are dropped.
-    edge_probe_mm : float, default 0.8
+    edge_probe_mm : float, default 0
         A ridge ending whose ridge, continued this far beyond the ending, leaves the
-        foreground is made by the print's edge and dropped; 0 turns the rule off.
+        foreground is made by the print's edge and dropped; 0 (the default, as chosen
+        by the leave-one-database-out protocol of docs/extractor.md) turns the rule off.
     spur_mm, bridge_mm, short_ridge_mm : float, default 0.3, 0.3, 0.6
         Longest spur, bridge and isolated ridge that count as false structures.
     min_distance_mm : float, default 0.15
@@ -128,7 +129,7 @@ class ClassicExtractor:
         reliability_sigma: float = 1.0,
         min_blob_mm2: float = 0.04,
         border_mm: float = 0.45,
-        edge_probe_mm: float = 0.8,
+        edge_probe_mm: float = 0.0,
         spur_mm: float = 0.3,
         bridge_mm: float = 0.3,
         short_ridge_mm: float = 0.6,

@@ -188,3 +188,88 @@ def test_plugin_interface_and_params():
     assert params["border_mm"] == 0.6 and params["gabor_orientations"] == 12
     assert get_params(ClassicExtractor(**params)) == params
     assert ex.template_format == "minutiae" and isinstance(ex.version, str)
+
+
+# ------------------------------------------------------------------ robustness stages
+def _ridges(size: int = 160, period: float = 10.0, angle: float = 0.6) -> np.ndarray:
+    yy, xx = np.mgrid[0:size, 0:size].astype(np.float32)
+    return np.cos(2 * np.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / period).astype(np.float32)
+
+
+def test_reliability_separates_ridges_from_noise():
+    """A ridge pattern keeps most of its energy through the oriented filters, noise very little."""
+    from extractors.classic.enhancement import gabor_enhance, reliability
+
+    size, period, angle = 160, 10.0, 0.6
+    mask = np.ones((size, size), dtype=bool)
+    ridges = _ridges(size, period, angle)
+    noise = np.random.default_rng(0).standard_normal((size, size)).astype(np.float32)
+    ridge_orientation = np.full((size, size), np.mod(angle + np.pi / 2, np.pi), dtype=np.float32)
+    inner = (slice(30, -30), slice(30, -30))
+    for image, low, high in ((ridges, 0.3, 1.0), (noise, 0.0, 0.08)):
+        enhanced = gabor_enhance(image, mask, ridge_orientation, 1 / period, 16, 0.45 * period, 0.6 * period)
+        r = reliability(enhanced, image, period)
+        assert low <= float(np.median(r[inner])) <= high
+
+
+def test_refined_mask_drops_noise_and_keeps_ridges():
+    """Half ridges, half noise of the same contrast: only the ridge half stays foreground."""
+    from extractors.classic.segmentation import refine_mask
+
+    size = 160
+    mask = np.ones((size, size), dtype=bool)
+    rel = np.full((size, size), 0.02, dtype=np.float32)
+    rel[:, : size // 2] = 0.4
+    refined = refine_mask(mask, rel, 0.08, 8.0)
+    assert refined[:, : size // 2 - 8].all()
+    assert not refined[:, size // 2 + 8 :].any()
+    assert refine_mask(mask, rel, 0.0, 8.0) is mask  # threshold 0: unchanged
+
+
+def test_endings_made_by_the_mask_edge_are_dropped():
+    from extractors.classic.minutiae import BIFURCATION, ENDING, Candidates, remove_at_mask_edge
+
+    mask = np.zeros((100, 100), dtype=bool)
+    mask[:, :60] = True  # foreground on the left, edge at x = 60
+    # Ending at x = 55 pointing left (into its ridge): the ridge would continue right,
+    # out of the mask -> made by the edge. The same ending pointing right, a ridge
+    # ending inside, and a bifurcation by the edge stay.
+    c = Candidates(x=np.array([55, 55, 30, 55], np.float32), y=np.full(4, 50, np.float32),
+                   angle=np.array([np.pi, 0, np.pi, np.pi], np.float32),
+                   kind=np.array([ENDING, ENDING, ENDING, BIFURCATION], np.uint8),
+                   quality=np.zeros(4, np.float32))
+    assert remove_at_mask_edge(c, mask, 10.0).tolist() == [False, True, True, True]
+    assert remove_at_mask_edge(c, mask, 0.0).all()
+
+
+def test_quality_follows_reliability_and_border():
+    from extractors.classic.minutiae import ENDING, Candidates, minutia_quality
+
+    coherence = np.full((50, 50), 0.81, dtype=np.float32)
+    rel = np.zeros((50, 50), dtype=np.float32)
+    rel[:, 25:] = 0.5
+    c = Candidates(x=np.array([10, 40, 40], np.float32), y=np.full(3, 20, np.float32),
+                   angle=np.zeros(3, np.float32), kind=np.full(3, ENDING, np.uint8), quality=np.zeros(3, np.float32))
+    q = minutia_quality(c, coherence, np.array([20.0, 20.0, 5.0]), 20.0, rel)
+    assert q[0] == 0  # no reliable ridge pattern
+    assert q[1] == pytest.approx(90, abs=0.1)  # sqrt(0.81 * 1)
+    assert q[2] == pytest.approx(45, abs=0.1)  # half-way to full border distance: times sqrt(0.25)
+
+
+def test_pipeline_keeps_minutiae_off_a_noisy_rim(extractor):
+    """A ridge disc inside a ring of noise as contrasted as the ridges: the ring is not
+    foreground (beyond the filters' reach), so no minutia lies in it."""
+    size, period = 320, 10.0
+    yy, xx = np.mgrid[0:size, 0:size]
+    r = np.hypot(xx - size / 2, yy - size / 2)
+    noise = np.random.default_rng(1).standard_normal((size, size))
+    img = np.full((size, size), 200.0)
+    disc, ring = r < 100, (r >= 100) & (r < 150)
+    img[disc] = 128 + 80 * _ridges(size, period, 0.3)[disc]
+    img[ring] = 128 + 80 * np.clip(noise[ring], -1.5, 1.5)
+    steps = extractor.run_pipeline(np.clip(img, 0, 255).astype(np.uint8), 500)
+    assert steps.coarse_mask[ring].mean() > 0.5  # contrast alone takes the ring in
+    # The refined mask stops within about two ridge periods of the disc.
+    assert steps.mask[ring & (r >= 100 + 2 * period)].mean() < 0.02
+    c = steps.candidates
+    assert np.all(np.hypot(c.x - size / 2, c.y - size / 2) < 110)

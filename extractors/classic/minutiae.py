@@ -218,10 +218,42 @@ def remove_close_pairs(c: Candidates, min_distance_px: float, break_distance_px:
     return keep
 
 
+def remove_at_mask_edge(c: Candidates, mask: np.ndarray, probe_px: float) -> np.ndarray:
+    """Boolean keep-mask dropping ridge endings made by the edge of the print.
+
+    A ridge that runs out of the segmented area ends there, and the skeleton reports
+    an ending that is not on the finger. Such an ending's ridge would continue outwards,
+    against the ending's direction (which points into the ridge body): when the point
+    ``probe_px`` ahead of the ending, in that continuation, lies outside ``mask`` (or
+    outside the image), the ending goes. Bifurcations are kept. ``probe_px`` <= 0 keeps
+    everything.
+    """
+    keep = np.ones(len(c), dtype=bool)
+    if probe_px <= 0 or len(c) == 0:
+        return keep
+    h, w = mask.shape
+    px = np.round(c.x - probe_px * np.cos(c.angle)).astype(np.intp)
+    py = np.round(c.y - probe_px * np.sin(c.angle)).astype(np.intp)
+    inside = (px >= 0) & (px < w) & (py >= 0) & (py < h)
+    on_mask = np.zeros(len(c), dtype=bool)
+    on_mask[inside] = mask[py[inside], px[inside]]
+    keep[(c.kind == ENDING) & ~on_mask] = False
+    return keep
+
+
 def minutia_quality(c: Candidates, coherence: np.ndarray, border_distance: np.ndarray,
-                    quality_border_px: float) -> np.ndarray:
-    """Quality 0-100: local ridge coherence, lowered near the border of the print."""
+                    quality_border_px: float, reliability: np.ndarray | None = None,
+                    reliability_full: float = 0.5) -> np.ndarray:
+    """Quality 0-100: local ridge coherence and, when given, the enhancement's
+    reliability (full marks from ``reliability_full`` up), lowered near the border.
+
+    The geometric mean of coherence and reliability, so a minutia scores high only
+    where the orientation is clear *and* the ridge pattern is real.
+    """
     xi = np.clip(np.round(c.x).astype(np.intp), 0, coherence.shape[1] - 1)
     yi = np.clip(np.round(c.y).astype(np.intp), 0, coherence.shape[0] - 1)
     border = np.clip(border_distance / max(quality_border_px, 1e-6), 0.0, 1.0)
-    return np.clip(100.0 * coherence[yi, xi] * np.sqrt(border), 0, 100).astype(np.float32)
+    local = coherence[yi, xi].astype(np.float64)
+    if reliability is not None:
+        local = np.sqrt(local * np.clip(reliability[yi, xi] / reliability_full, 0.0, 1.0))
+    return np.clip(100.0 * local * np.sqrt(border), 0, 100).astype(np.float32)

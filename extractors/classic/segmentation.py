@@ -56,7 +56,13 @@ def foreground_mask(
     ref = float(np.percentile(score, 95))
     if not ref > 0:
         return np.zeros(score.shape, dtype=bool)
-    mask = (score > threshold * ref).astype(np.uint8)
+    return clean_mask(score > threshold * ref, smooth_px, min_component_fraction)
+
+
+def clean_mask(mask: np.ndarray, smooth_px: float, min_component_fraction: float = 0.1) -> np.ndarray:
+    """Open and close with a disc of about ``smooth_px``, drop the components smaller
+    than ``min_component_fraction`` of the largest one, and fill holes."""
+    mask = mask.astype(np.uint8)
     k = max(3, int(round(smooth_px)) | 1)
     kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (k, k))
     mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
@@ -68,3 +74,18 @@ def foreground_mask(
     keep = np.zeros(n, dtype=bool)
     keep[1:] = areas >= min_component_fraction * areas.max()
     return fill_holes(keep[labels])
+
+
+def refine_mask(mask: np.ndarray, reliability: np.ndarray, threshold: float, smooth_px: float,
+                min_component_fraction: float = 0.1) -> np.ndarray:
+    """The part of ``mask`` where the enhancement found a ridge pattern.
+
+    Contrast alone takes in the flat rim of a print, smudges, latent prints and sensor
+    noise, where the Gabor filters would draw ridges that are not there. Keeping only
+    the pixels whose ``reliability`` (share of energy that the oriented filters kept)
+    exceeds ``threshold`` removes them; the result is cleaned like the first mask. A
+    threshold of 0 returns ``mask`` unchanged.
+    """
+    if threshold <= 0:
+        return mask
+    return clean_mask(mask & (reliability > threshold), smooth_px, min_component_fraction)

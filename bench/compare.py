@@ -288,7 +288,7 @@ def _statistic(samples: np.ndarray, statistic: str, axis: int | None = None) -> 
 def speed_change(x: np.ndarray, y: np.ndarray, *, statistic: str, alpha: float, min_effect: float,
                  n_boot: int = 1000, seed: int = 0) -> dict[str, Any]:
     """Relative change from ``x`` to ``y`` (per-item times) of their median, or of their rate
-    (items / total time, see :func:`bench.evaluate.speed_summary`) for ``statistic="rate"``:
+    (items / total time, see :func:`bench.metrics.summary.speed_summary`) for ``statistic="rate"``:
     a Mann-Whitney U p-value, a bootstrap interval of the change, and the noise verdict."""
     from scipy.stats import mannwhitneyu
 

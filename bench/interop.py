@@ -30,10 +30,10 @@ from typing import Any
 
 from bench import metrics as M
 from bench.datasets.base import Dataset
-from bench.evaluate import load_summary
+from bench.metrics.summary import load_summary
 from bench.plugins import accepts
 from bench.protocols import PairList
-from bench.registry import PluginError
+from bench.plugins.registry import PluginError
 from bench.plugins.loading import PluginSpec
 from bench.runner import RunConfig, run_benchmark
 from bench.store import RunDirError, write_json
@@ -247,7 +247,7 @@ def run_interop(
 
 def available_specs(kind: str) -> tuple[list[PluginSpec], list[tuple[str, str]]]:
     """Every registered plugin of ``kind`` that can run here, and (name, reason) of the others."""
-    from bench import registry
+    from bench.plugins import registry
 
     ok: list[PluginSpec] = []
     skipped: list[tuple[str, str]] = []

@@ -21,7 +21,8 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-from bench import provenance, registry
+from bench import provenance
+from bench.plugins import registry
 from bench.datasets.base import Dataset, sha256_file
 from bench.engine.backends import Backend, BackendError, LocalBackend
 from bench.engine.comparison import compare_pairs
@@ -164,7 +165,7 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
     _protocol_order(ext_log, score_log, needed_ids, pairs)
 
     # ------------------------------------------------------------------ metrics
-    from bench.evaluate import evaluate_run
+    from bench.metrics.summary import evaluate_run
 
     metrics = evaluate_run(run.path)
     manifest["status"] = "complete"

@@ -13,7 +13,7 @@
 
 Run::
 
-    python benchmarks/engine.py --data-root ../shared/datasets --out docs/data/engine.json
+    python -m benchmarks.engine --data-root ../shared/datasets --out docs/data/engine.json
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def mcc_rates(data_root: str, work: Path, cache: Path, dataset: str, repeats: in
 
     from bench import datasets, protocols
     from bench.template import Template
-    from bench.template_cache import cached_template_path
+    from bench.store.template_cache import cached_template_path
     from extractors.mcc.matcher import MccMatcher
 
     gallery: list[Template] = []

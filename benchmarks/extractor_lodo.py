@@ -17,11 +17,11 @@ data that played no part in the choice:
 MINDTCT + MCC and NBIS (MINDTCT + BOZORTH3) have no parameter tuned here, so their EER
 on each set is already a held-out figure; they are run beside classic + MCC on the same
 pair lists. The EERs come from ``bench.metrics`` (FVC rules, failures to enrol scored as
-ghost templates) through the helpers of ``bench.scripts.bench_builtin``.
+ghost templates) through the helpers of ``benchmarks.bench_builtin``.
 
 Run::
 
-    python benchmarks/extractor_lodo.py --data-root ../shared/datasets
+    python -m benchmarks.extractor_lodo --data-root ../shared/datasets
 
 It writes ``docs/data/extractor_lodo.json`` and prints the table. A full run extracts
 the 640 images once per grid setting (about 30 ms each) and runs BOZORTH3 on all pairs
@@ -39,13 +39,11 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.scripts.bench_builtin import (  # noqa: E402
+from benchmarks.bench_builtin import (
     DATASETS, PROTOCOLS, equal_error_rate, extract_dataset, limit_threads, score_pairs,
 )
+
+ROOT = Path(__file__).resolve().parents[1]  # the project
 
 log = logging.getLogger("benchmarks.extractor_lodo")
 
@@ -92,7 +90,8 @@ def leave_one_out(per_setting: list[dict[str, dict[str, float]]], names: list[st
 def evaluate_sets(data_root: str, names: list[str], settings: list[dict[str, Any]],
                   run_fixed: bool) -> dict[str, Any]:
     """EER of every setting (classic + MCC) and of the fixed systems, per set and protocol."""
-    from bench import protocols, registry
+    from bench import protocols
+    from bench.plugins import registry
     from bench.datasets.registry import open_dataset
 
     mcc = registry.create("matcher", "mcc")
@@ -172,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     cv2.setNumThreads(1)
-    from bench import registry
+    from bench.plugins import registry
 
     names = list(args.datasets)
     settings = [{}] if args.defaults_only else grid_settings(GRID)

@@ -10,7 +10,7 @@ The baseline is another checkout of the project (for example ``git worktree add
 
 Run::
 
-    python benchmarks/extractor_speed.py --data-root ../shared/datasets --baseline-root ../baseline
+    python -m benchmarks.extractor_speed --data-root ../shared/datasets --baseline-root ../baseline
 """
 
 from __future__ import annotations
@@ -24,11 +24,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
+from benchmarks.bench_builtin import DATASETS, limit_threads
 
-from bench.scripts.bench_builtin import DATASETS, limit_threads  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]  # the project
 
 log = logging.getLogger("benchmarks.extractor_speed")
 

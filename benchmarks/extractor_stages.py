@@ -21,7 +21,7 @@ noise.
 
 Run::
 
-    python benchmarks/extractor_stages.py --fingers 10 --impressions 4
+    python -m benchmarks.extractor_stages --fingers 10 --impressions 4
 """
 
 from __future__ import annotations
@@ -30,21 +30,16 @@ import argparse
 import json
 import logging
 import sys
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from bench.plugins import FailureToEnrol  # noqa: E402
-from bench.synthetic.accuracy import aggregate  # noqa: E402
-from bench.synthetic.generate import make_config, make_finger  # noqa: E402
-from bench.synthetic.impression import Mapping  # noqa: E402
-from bench.template import Template, make_minutiae  # noqa: E402
-from extractors.classic.minutiae import to_iso_angle  # noqa: E402
+from bench.plugins import FailureToEnrol
+from bench.synthetic.accuracy import aggregate
+from bench.synthetic.generate import make_config, make_finger
+from bench.synthetic.impression import Mapping
+from bench.template import Template, make_minutiae
+from extractors.classic.minutiae import to_iso_angle
 
 log = logging.getLogger("benchmarks.extractor_stages")
 
@@ -140,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="also write the results to this JSON file")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    from bench import registry
+    from bench.plugins import registry
 
     params = {k: json.loads(v) for k, v in (p.split("=", 1) for p in args.param)}
     extractor = registry.create("extractor", "classic", params)

@@ -15,7 +15,7 @@ about 32 minutiae each) under ``--data-root``, or synthetic ones where that is a
 
 Run::
 
-    python benchmarks/mcc_kernels.py --data-root ../shared/datasets --json docs/data/mcc_kernels.json
+    python -m benchmarks.mcc_kernels --data-root ../shared/datasets --json docs/data/mcc_kernels.json
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from bench.cli import main
-from bench.commands import COMMANDS
+from bench.cli import COMMANDS
 
 
 def test_list_json_reports_availability(capsys):
@@ -164,7 +164,7 @@ def _subparsers():
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_one_help_style_for_every_command(command):
-    from bench.commands.helpstyle import EXIT_STATUS
+    from bench.cli.helpstyle import EXIT_STATUS
 
     p = _subparsers()[command]
     text = p.format_help()

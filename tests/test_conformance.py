@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bench import registry
+from bench.plugins import registry
 from bench.cli import main
 from bench.testing import ConformanceError, check_extractor, check_matcher
 from bench.testing.results import FAIL, PASS, WARN

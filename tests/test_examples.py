@@ -11,7 +11,7 @@ import pytest
 from bench import metrics as M
 from bench import protocols
 from bench.datasets import open_dataset
-from bench.registry import create
+from bench.plugins.registry import create
 from bench.synthetic import ensure_dataset
 from bench.testing import check_extractor
 

@@ -22,7 +22,7 @@ hypothesis = pytest.importorskip("hypothesis", reason="property-based tests need
 from hypothesis import HealthCheck, assume, given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from bench.contract import check_template  # noqa: E402
+from bench.plugins.contract import check_template  # noqa: E402
 from bench.formats import FormatError, ansi378, iso19794_2, read_template, write_template  # noqa: E402
 from bench.formats.records import MAGIC  # noqa: E402
 from bench.template import Template, make_minutiae  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bench.identification import metrics as im
+from bench.metrics import identification as im
 from bench.identification import protocol as proto
 from bench.identification import synthetic as syn
 from bench.engine.backends import BackendError, LocalBackend
@@ -601,11 +601,11 @@ def test_tables_are_parquet_and_a_damaged_one_is_named(tmp_path):
 
 
 def test_bench_1n_script_measures_scale_and_efficiency(tmp_path):
-    from bench.scripts import bench_1n
+    from benchmarks import bench_1n
 
     out = tmp_path / "b"
     argv = ["--sizes", "300", "--efficiency-size", "300", "--no-dask", "--probes", "6", "--shard-size", "100",
-            "--matcher", "bench.scripts.bench_1n:NullMatcher", "--jobs", "2", "--out", str(out)]
+            "--matcher", "benchmarks.bench_1n:NullMatcher", "--jobs", "2", "--out", str(out)]
     assert bench_1n.main(argv) == 0
     result = json.loads((out / "bench_1n.json").read_text())
     rows = {r["config"]: r for r in result["runs"]}

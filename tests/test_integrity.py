@@ -20,10 +20,10 @@ import pytest
 from bench import protocols
 from bench.datasets.base import Dataset
 from bench.cli import main
-from bench.evaluate import evaluate_run
+from bench.metrics.summary import evaluate_run
 from bench.plugins.loading import PluginSpec
 from bench.runner import RunConfig, run_benchmark
-from bench.template_cache import extractor_key
+from bench.store.template_cache import extractor_key
 from bench.store import RunDirError
 from conftest import dummy, folder_dataset
 
@@ -369,7 +369,7 @@ def test_force_never_touches_a_folder_that_is_not_a_run(toy, tmp_path):
 
 
 def test_a_refused_run_leaves_no_folder_behind(toy, tmp_path):
-    from bench.registry import PluginError
+    from bench.plugins.registry import PluginError
 
     out = tmp_path / "runs" / "toy" / "fvc" / "new"
     with pytest.raises(PluginError, match="bad parameters"):
@@ -418,7 +418,7 @@ def test_a_report_never_replaces_files_it_did_not_write(finished, tmp_path, capl
     ("hang", r"timed out after 2 s"),
 ])
 def test_a_plugin_constructor_that_fails_is_reported_not_fatal(toy, tmp_path, mode, fault):
-    from bench.registry import PluginError
+    from bench.plugins.registry import PluginError
 
     cfg = config(tmp_path, matcher="BrokenInitMatcher", matcher_params={"mode": mode}, init_timeout=2.0)
     with pytest.raises(PluginError, match=rf"matcher 'BrokenInitMatcher' could not be constructed: {fault}"):
@@ -508,7 +508,7 @@ def test_identification_metrics_check_the_recorded_digests(tmp_path):
 
 def test_identification_sources_construct_the_extractor_in_a_worker(toy):
     from bench.identification.sources import TemplateSources
-    from bench.registry import PluginError
+    from bench.plugins.registry import PluginError
 
     spec = PluginSpec("extractor", "BrokenInitExtractor", dummy("BrokenInitExtractor"), {"mode": "segv"})
     sources = TemplateSources(dataset=toy, extractor=spec, jobs=1, init_timeout=5.0)
@@ -521,7 +521,7 @@ def test_identification_constructs_the_matcher_in_a_worker_first(tmp_path):
     from bench.identification import protocol as proto
     from bench.identification.runner import IdentificationConfig, run_identification
     from bench.identification.sources import TemplateSources
-    from bench.registry import PluginError
+    from bench.plugins.registry import PluginError
 
     p = proto.synthetic(6, 3, mated_fraction=0.5, gallery_impressions=1, seed=3)
     spec = PluginSpec("matcher", "BrokenInitMatcher", dummy("BrokenInitMatcher"), {"mode": "exit"})

@@ -124,7 +124,7 @@ def test_extraction_table_is_read_with_explicit_types(tmp_path):
     (SOCOFing names, failures) is read without pandas guessing types (no DtypeWarning)."""
     import warnings
 
-    from bench.evaluate import read_records
+    from bench.metrics.summary import read_records
     from bench.store import EXTRACTION_FIELDS
 
     n = 200_000

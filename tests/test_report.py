@@ -16,12 +16,12 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
-from bench import bootstrap as B
+from bench.metrics import bootstrap as B
 from bench import metrics as M
 from bench import protocols
 from bench.cli import main
 from bench.datasets.base import Dataset, DatasetInfo
-from bench.evaluate import evaluate_run, load_summary, speed_summary
+from bench.metrics.summary import evaluate_run, load_summary, speed_summary
 from bench.report import load_run, write_report
 from bench.plugins.loading import PluginSpec
 from bench.runner import RunConfig, run_benchmark

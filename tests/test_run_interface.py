@@ -15,7 +15,7 @@ import pytest
 from bench import protocols
 from bench.cli import main
 from bench.datasets.base import Dataset, DatasetInfo, Sample
-from bench.contract import PluginInterfaceError
+from bench.plugins.contract import PluginInterfaceError
 from bench.plugins.loading import PluginSpec
 from bench.runner import RunConfig, run_benchmark
 from bench.testing import kit_samples
@@ -125,7 +125,7 @@ def test_no_eer_when_every_enrolment_failed(tmp_path, capsys, caplog):
 
 # -- the checks the runner applies to what plugins return ------------------------------------
 def test_templates_outside_the_image_or_in_degrees_are_refused():
-    from bench.contract import ContractError, check_template
+    from bench.plugins.contract import ContractError, check_template
     from bench.template import Template, make_minutiae
 
     ok = Template(make_minutiae([0, 239.4], [0, 319], [0, 6.28]), 240, 320, 500.0)
@@ -143,7 +143,7 @@ def test_templates_outside_the_image_or_in_degrees_are_refused():
 
 
 def test_scores_must_be_numbers():
-    from bench.contract import ContractError, check_score, check_scores
+    from bench.plugins.contract import ContractError, check_score, check_scores
 
     assert check_score(3) == 3.0 and check_score(np.float32(0.5)) == 0.5 and check_score(np.int64(7)) == 7.0
     assert math.isnan(check_score(float("nan")))  # recorded as a failed comparison, not refused here

@@ -13,7 +13,7 @@ import pytest
 
 from bench import protocols
 from bench.datasets.base import Sample
-from bench.evaluate import evaluate_run
+from bench.metrics.summary import evaluate_run
 from bench.plugins.loading import PluginSpec
 from bench.runner import RunConfig, run_benchmark
 from bench.store import RunDirError
@@ -150,7 +150,7 @@ def test_incomplete_run_is_reported(fvc_copy, tmp_path):
 
 
 def test_cached_template_path_finds_the_runs_templates(fvc_copy, tmp_path):
-    from bench.template_cache import cached_template_path
+    from bench.store.template_cache import cached_template_path
     from bench.template import Template
 
     ds = folder_dataset(fvc_copy)

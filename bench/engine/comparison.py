@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from bench import contract
+from bench.plugins import contract
 from bench.datasets.base import Sample
 from bench.engine.backends import Backend
 from bench.engine.extraction import Extraction
@@ -34,7 +34,7 @@ from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, CsvLog, one_line, rewrite_log, sound_rows,
 )
 from bench.template import Template, TemplateError
-from bench.template_cache import sha256_bytes
+from bench.store.template_cache import sha256_bytes
 
 log = logging.getLogger(__name__)
 

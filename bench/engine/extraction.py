@@ -1,7 +1,7 @@
 """Extraction as a job of the engine: templates from images, through the template cache.
 
 :func:`extract_templates` is the one extraction step of every run (1:1 and 1:N): it
-reuses what the template cache holds (checked, see :mod:`bench.template_cache`), runs the
+reuses what the template cache holds (checked, see :mod:`bench.store.template_cache`), runs the
 rest as an :class:`ExtractJob` (a unit per image, on any backend), caches every outcome
 the extractor gives every time, and logs one row per sample into the run's
 ``extractions.csv``.
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
-from bench import contract
+from bench.plugins import contract
 from bench.datasets.base import ImageError, Sample, read_grayscale
 from bench.engine.backends import Backend
 from bench.engine.isolation import Task, TaskFailure
@@ -27,7 +27,7 @@ from bench.plugins.loading import PluginSpec
 from bench.progress import progress
 from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES, CsvLog, atomic_write, one_line, sound_rows
 from bench.template import Template
-from bench.template_cache import (
+from bench.store.template_cache import (
     CACHED_FAILURES, TRANSIENT_EXCEPTIONS, CacheEntryError, extractor_key, is_cacheable, read_entry, sha256_bytes,
     write_record,
 )

@@ -12,7 +12,7 @@ Output folder::
 
 Runs are grouped by protocol (its SHA-256): curves of different protocols are never
 overlaid. Every number comes from ``searches.*`` through the same functions as
-``metrics.json`` (:mod:`bench.identification.metrics`), so a report can be made on any
+``metrics.json`` (:mod:`bench.metrics.identification`), so a report can be made on any
 machine from the run directories alone.
 """
 
@@ -30,7 +30,7 @@ import numpy as np
 
 from bench.identification import results as res
 from bench.report.output import ReportOutput
-from bench.identification.metrics import IdentificationCurve, identification_curve
+from bench.metrics.identification import IdentificationCurve, identification_curve
 from bench.store import RunDirError, read_json, write_json
 
 SCHEMA = "fingerbench-identification"

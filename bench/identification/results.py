@@ -30,7 +30,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
-from bench.identification.metrics import histogram_bin_edges
+from bench.metrics.identification import histogram_bin_edges
 from bench.store import RunDirError, unique_tmp
 
 CHUNK_DIR = "chunks"

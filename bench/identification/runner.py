@@ -39,7 +39,7 @@ from bench.plugins import matcher_hooks
 from bench.identification import results as res
 from bench.engine.backends import Backend, LocalBackend
 from bench.engine.isolation import Task
-from bench.identification.metrics import DEFAULT_FPIR_TARGETS, compute_identification_metrics
+from bench.metrics.identification import DEFAULT_FPIR_TARGETS, compute_identification_metrics
 from bench.identification.protocol import IdentificationProtocol
 from bench.identification.search import SearchContext, SearchJob, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize

@@ -39,7 +39,7 @@ from typing import Any, ClassVar, Sequence
 
 import numpy as np
 
-from bench.identification.metrics import histogram_keys
+from bench.metrics.identification import histogram_keys
 from bench.identification.store import STATUS_OK, Shard, TemplateStore
 from bench.plugins import warm_up
 from bench.plugins.loading import PluginSpec

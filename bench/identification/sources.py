@@ -36,7 +36,7 @@ from bench.progress import progress as progress_bar
 from bench.protocols import ProtocolError
 from bench.store import EXTRACTION_FIELDS, CsvLog, one_line
 from bench.template import Template, TemplateError
-from bench.template_cache import sha256_bytes
+from bench.store.template_cache import sha256_bytes
 
 log = logging.getLogger(__name__)
 
@@ -147,7 +147,7 @@ class TemplateSources:
         assert self.dataset is not None and self.extractor is not None
         from bench.engine.backends import LocalBackend
         from bench.engine.extraction import extract_templates
-        from bench.template_cache import default_cache_dir
+        from bench.store.template_cache import default_cache_dir
 
         samples = {s.id: s for s in self.dataset.samples}
         digests = {sid: self._digest(sid) for sid in sample_ids}

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from bench import registry
+from bench.plugins import registry
 from bench.engine.isolation import IsolatedPool, Task, TaskFailure
 from bench.plugins import get_params, matcher_hooks
 from bench.store import one_line

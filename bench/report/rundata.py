@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics as M
-from bench.evaluate import comparison_status, load_scores, load_summary
+from bench.metrics.summary import comparison_status, load_scores, load_summary
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
     PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError,
@@ -46,7 +46,7 @@ class RunData:
     turned into a similarity, NaN for failures), ``kind`` (ok / enrol_failed / failed)
     and ``effective`` (the score with the FVC failure rules applied, see
     :func:`bench.metrics.apply_failures`). ``summary`` is the run's one summary (accuracy,
-    failures, speed; :func:`bench.evaluate.load_summary`): reports and comparisons take
+    failures, speed; :func:`bench.metrics.summary.load_summary`): reports and comparisons take
     every number from it, and the records only for intervals, curves and examples.
     """
 

@@ -2,7 +2,7 @@
 speed, and provenance, as a JSON-serialisable dict (one entry of ``summary.json``).
 
 Every value and speed figure is the run's own summary (``metrics.json``, see
-:func:`bench.evaluate.load_summary`); only the bootstrap intervals are computed here,
+:func:`bench.metrics.summary.load_summary`); only the bootstrap intervals are computed here,
 from the records.
 
 ``summary.json`` is also an input of ``fingerbench compare``: it keeps each run's
@@ -17,7 +17,7 @@ from typing import Any, TypedDict
 
 import numpy as np
 
-from bench import bootstrap as B
+from bench.metrics import bootstrap as B
 from bench.report.rundata import RunData
 
 SUMMARY_SCHEMA_VERSION = 2
@@ -54,7 +54,7 @@ def _subsample(values: np.ndarray, limit: int) -> np.ndarray:
 
 def speed(run: RunData) -> dict[str, Any]:
     """The run's speed and template sizes as its summary holds them (see
-    :func:`bench.evaluate.speed_summary`): extraction and comparison time distributions,
+    :func:`bench.metrics.summary.speed_summary`): extraction and comparison time distributions,
     ``comparisons_per_second_per_core`` (comparisons / total comparison seconds)."""
     sp = run.summary["speed"]
     enrolment = run.summary["enrolment"]

@@ -3,7 +3,7 @@
 Highest-scoring impostor comparisons (the first false matches as the threshold goes
 down) and lowest-scoring genuine comparisons (the first false non-matches as it goes
 up). Images come from the dataset files named in ``extractions.csv``; minutiae from the
-run's cached templates (:func:`bench.template_cache.cached_template_path`). When the cache has
+run's cached templates (:func:`bench.store.template_cache.cached_template_path`). When the cache has
 been cleared the images are shown without minutiae, and the report says so.
 """
 
@@ -54,7 +54,7 @@ def select(run: RunData, k: int) -> tuple[list[ErrorCase], list[ErrorCase]]:
 
 
 def _template(run: RunData, sample: str) -> Template | None:
-    from bench.template_cache import cached_template_path
+    from bench.store.template_cache import cached_template_path
 
     path = cached_template_path(run.manifest, sample)
     if path is None:

@@ -77,7 +77,7 @@ def default_root(cache_dir: str | Path | None = None, **params: Any) -> Path:
     """Where the set with ``params`` (defaults: :data:`DEFAULT_PARAMS`) is cached:
     ``<cache>/synthetic/<hash of the parameters and generator version>``."""
     if cache_dir is None:
-        from bench.template_cache import default_cache_dir
+        from bench.store.template_cache import default_cache_dir
 
         cache_dir = default_cache_dir()
     config = make_config(**{**DEFAULT_PARAMS, **params})

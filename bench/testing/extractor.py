@@ -10,7 +10,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.contract import ContractError, check_template, plugin_location
+from bench.plugins.contract import ContractError, check_template, plugin_location
 from bench.plugins import FailureToEnrol
 from bench.synthetic.accuracy import DISTANCE_MM, angle_difference_deg, pair_minutiae
 from bench.template import Template

@@ -7,7 +7,7 @@ from typing import Any
 
 import numpy as np
 
-from bench.contract import ContractError, check_score, check_scores, plugin_location
+from bench.plugins.contract import ContractError, check_score, check_scores, plugin_location
 from bench.plugins import ComparisonFailed, FailureToEnrol, accepts
 from bench.template import MINUTIAE_FORMAT, Template, make_minutiae
 from bench.testing.data import KitSample, genuine_pairs, impostor_pairs, kit_samples

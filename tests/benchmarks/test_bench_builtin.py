@@ -3,7 +3,7 @@
 Run with ``pytest tests/benchmarks --benchmark-enable`` to time them (single-threaded
 numbers need ``OPENBLAS_NUM_THREADS=1``); with the project's default
 ``--benchmark-disable`` each benchmark runs once, as a plain test. They skip when the
-FVC data is absent. ``python -m bench.scripts.bench_builtin`` measures accuracy and
+FVC data is absent. ``python -m benchmarks.bench_builtin`` measures accuracy and
 speed on all eight FVC2000/2002 B sets.
 """
 

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from bench import registry
+from bench.plugins import registry
 from bench.datasets.base import read_grayscale
 from bench.plugins import accepts, matcher_hooks
 from bench.template import Template

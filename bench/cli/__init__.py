@@ -1,6 +1,9 @@
 """The ``fingerbench`` command line (also ``python -m bench``).
 
-Subcommands live in :mod:`bench.commands`, one module each.
+One module per subcommand in this package, each with ``add_parser(subparsers) ->
+ArgumentParser`` and ``run(args) -> int`` (the exit status); :data:`COMMANDS` lists them
+in the order ``--help`` shows them. Shared option groups and types: :mod:`.execution`,
+:mod:`.argtypes`, :mod:`.helpstyle`.
 """
 
 from __future__ import annotations
@@ -12,8 +15,9 @@ import os
 import sys
 from typing import Sequence
 
-from bench.commands import COMMANDS
-from bench.commands.helpstyle import HelpFormatter
+from bench.cli.helpstyle import HelpFormatter
+
+COMMANDS = ("list", "check", "run", "metrics", "report", "compare", "interop", "synth", "identify")
 
 log = logging.getLogger("fingerbench")
 
@@ -53,7 +57,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handlers = {}
     for name in COMMANDS:
-        module = importlib.import_module(f"bench.commands.{name}")
+        module = importlib.import_module(f"bench.cli.{name}")
         p = module.add_parser(sub)
         p.formatter_class = HelpFormatter  # one help style for every command
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -77,7 +81,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args)
     from bench.datasets.base import DatasetError
     from bench.protocols import ProtocolError
-    from bench.registry import PluginError
+    from bench.plugins.registry import PluginError
     from bench.store import RunDirError
 
     try:

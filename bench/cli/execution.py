@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from bench.commands.argtypes import non_negative, positive
+from bench.cli.argtypes import non_negative, positive
 
 
 def add_execution_args(p: argparse.ArgumentParser, task_timeout: bool = False) -> None:

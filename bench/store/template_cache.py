@@ -134,7 +134,7 @@ def cached_template_path(manifest: dict[str, Any], sample_id: str) -> Path | Non
     """Where the run's template of ``sample_id`` is cached, or None if it is not there.
 
     Reports use this to draw minutiae; the cache may have been cleared since the run, and
-    an entry that fails its checks (see :func:`bench.template_cache.read_entry`) is not used.
+    an entry that fails its checks (see :func:`bench.store.template_cache.read_entry`) is not used.
     """
     digest = manifest.get("dataset", {}).get("files_sha256", {}).get(sample_id)
     cache_dir = manifest.get("settings", {}).get("cache_dir")

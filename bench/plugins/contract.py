@@ -23,7 +23,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bench.registry import PluginError
+from bench.plugins.registry import PluginError
 from bench.template import Template
 
 #: Tolerance, in pixels, for minutiae just outside the image (sub-pixel positions).

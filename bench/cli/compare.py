@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from bench.commands.helpstyle import epilog
+from bench.cli.helpstyle import epilog
 
 log = logging.getLogger("fingerbench")
 

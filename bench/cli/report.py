@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.commands.helpstyle import epilog
-from bench.commands.argtypes import non_negative
+from bench.cli.helpstyle import epilog
+from bench.cli.argtypes import non_negative
 
 log = logging.getLogger("fingerbench")
 

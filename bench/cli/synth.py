@@ -6,7 +6,7 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.commands.helpstyle import epilog
+from bench.cli.helpstyle import epilog
 
 log = logging.getLogger("fingerbench")
 

@@ -13,8 +13,8 @@ so delete the run directory to time it again).
 
 Run::
 
-    python -m bench.scripts.bench_1n --out runs/bench-1n
-    python -m bench.scripts.bench_1n --sizes 1000000 --probes 12 --out runs/bench-1n
+    python -m benchmarks.bench_1n --out runs/bench-1n
+    python -m benchmarks.bench_1n --sizes 1000000 --probes 12 --out runs/bench-1n
 
 It writes ``bench_1n.json`` (every number), ``bench_1n.md`` (the tables) and
 ``bench_1n.png`` (log-log plots) into ``--out``. Thread pools are limited to one thread
@@ -33,7 +33,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-log = logging.getLogger("bench.scripts.bench_1n")
+log = logging.getLogger("benchmarks.bench_1n")
 
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
@@ -44,7 +44,7 @@ class NullMatcher:
 
     Not a fingerprint matcher: a stand-in that measures what the harness itself costs
     (loading shards, making Template objects, reducing scores, storing results), e.g.
-    ``--matcher bench.scripts.bench_1n:NullMatcher --sizes 1000000``.
+    ``--matcher benchmarks.bench_1n:NullMatcher --sizes 1000000``.
     """
 
     version = "1"
@@ -66,7 +66,7 @@ def _config_name(kind: str, workers: int) -> str:
 
 
 def run_one(size: int, probes: int, mated_fraction: float, kind: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
-    from bench import registry
+    from bench.plugins import registry
     from bench.identification import DaskBackend, IdentificationConfig, LocalBackend, protocol, run_identification
     from bench.identification.sources import TemplateSources
     from bench.plugins.loading import PluginSpec

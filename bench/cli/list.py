@@ -7,8 +7,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-from bench.commands.argtypes import Once
-from bench.commands.helpstyle import epilog
+from bench.cli.argtypes import Once
+from bench.cli.helpstyle import epilog
 
 EXAMPLES = [
     "fingerbench list",
@@ -77,7 +77,8 @@ def _dataset_row(name: str, info: Any, data_root: Path | None) -> dict[str, Any]
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import datasets, protocols, registry
+    from bench import datasets, protocols
+    from bench.plugins import registry
 
     out: dict[str, list[dict[str, Any]]] = {}
     for kind in ("extractor", "matcher"):

@@ -13,7 +13,7 @@ a gallery of about 1,000 templates). Failures to enrol count as FVC "ghost" temp
 
 Run::
 
-    python -m bench.scripts.bench_builtin --data-root ../shared/datasets
+    python -m benchmarks.bench_builtin --data-root ../shared/datasets
 
 Thread pools are limited to one thread (``--threads``) before numpy is imported, so the
 timings are single-core.
@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-log = logging.getLogger("bench.scripts.bench_builtin")
+log = logging.getLogger("benchmarks.bench_builtin")
 
 DATASETS = (
     "fvc2000-db1-b", "fvc2000-db2-b", "fvc2000-db3-b", "fvc2000-db4-b",
@@ -244,7 +244,8 @@ def main(argv: list[str] | None = None) -> int:
     import cv2
 
     cv2.setNumThreads(args.threads)
-    from bench import protocols, registry
+    from bench import protocols
+    from bench.plugins import registry
     from bench.datasets.registry import open_dataset
 
     mcc_params: dict[str, Any] = {} if args.mcc_ns is None else {"ns": args.mcc_ns}

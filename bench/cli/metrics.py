@@ -7,8 +7,8 @@ import json
 import logging
 from pathlib import Path
 
-from bench.commands.helpstyle import epilog
-from bench.commands.summary import format_summary
+from bench.cli.helpstyle import epilog
+from bench.cli.summary import format_summary
 
 log = logging.getLogger("fingerbench")
 
@@ -30,7 +30,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench.evaluate import evaluate_run
+    from bench.metrics.summary import evaluate_run
     from bench.store import RunDirError
 
     status = 0

@@ -6,11 +6,11 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.commands.argtypes import Once
-from bench.commands.execution import add_execution_args, backend_from_args
-from bench.commands.helpstyle import epilog
+from bench.cli.argtypes import Once
+from bench.cli.execution import add_execution_args, backend_from_args
+from bench.cli.helpstyle import epilog
 
-from bench.commands.summary import format_summary
+from bench.cli.summary import format_summary
 
 log = logging.getLogger("fingerbench")
 
@@ -87,7 +87,7 @@ DEFAULT_PAIRS = (("mindtct", "bozorth3"), ("classic", "mcc"))
 
 def _plugin_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
     """(extractor, matcher) names to run: the cartesian product of -e and -m, or the defaults."""
-    from bench import registry
+    from bench.plugins import registry
 
     if not args.extractor and not args.matcher:
         pairs = []
@@ -105,7 +105,8 @@ def _plugin_pairs(args: argparse.Namespace) -> list[tuple[str, str]]:
 
 
 def _open_dataset(args: argparse.Namespace, cache_dir: Path):
-    from bench import datasets, registry
+    from bench import datasets
+    from bench.plugins import registry
 
     ds_params = registry.parse_params(args.dataset_param)
     name = args.dataset
@@ -135,10 +136,11 @@ def _first_failure(run_dir: Path) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import protocols, registry
+    from bench import protocols
+    from bench.plugins import registry
     from bench.engine.backends import BackendError
     from bench.plugins.loading import PluginSpec
-    from bench.template_cache import default_cache_dir
+    from bench.store.template_cache import default_cache_dir
 
     cache = args.cache_dir or default_cache_dir()
     default_job = args.dataset is None and not args.extractor and not args.matcher
@@ -172,7 +174,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run_pairs(args, dataset, pairs, plugin_pairs, specs, cache, default_job, backend) -> int:
-    from bench import registry
+    from bench.plugins import registry
     from bench.engine.backends import BackendError
     from bench.runner import RunConfig, run_benchmark
     from bench.synthetic.dataset import run_folder_name

@@ -7,9 +7,9 @@ import json
 import logging
 from pathlib import Path
 
-from bench.commands.argtypes import Once, positive
-from bench.commands.execution import add_execution_args, backend_from_args
-from bench.commands.helpstyle import epilog
+from bench.cli.argtypes import Once, positive
+from bench.cli.execution import add_execution_args, backend_from_args
+from bench.cli.helpstyle import epilog
 
 log = logging.getLogger("fingerbench")
 
@@ -105,14 +105,15 @@ def _safe(name: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import datasets, registry
+    from bench import datasets
+    from bench.plugins import registry
     from bench.identification import protocol as proto
     from bench.identification import synthetic as syn
     from bench.engine.backends import BackendError
     from bench.identification.runner import IdentificationConfig, evaluate_run, format_summary, run_identification
     from bench.identification.sources import TemplateSources
     from bench.plugins.loading import PluginSpec
-    from bench.template_cache import default_cache_dir
+    from bench.store.template_cache import default_cache_dir
 
     if args.evaluate:
         metrics = evaluate_run(args.evaluate)

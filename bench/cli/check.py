@@ -7,7 +7,7 @@ import difflib
 import logging
 from typing import Any
 
-from bench.commands.helpstyle import epilog
+from bench.cli.helpstyle import epilog
 
 log = logging.getLogger("fingerbench")
 
@@ -42,7 +42,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def _kinds(args: argparse.Namespace, target: str) -> list[str]:
-    from bench import registry
+    from bench.plugins import registry
     from bench.plugins.loading import load_target
 
     if args.kind:
@@ -77,7 +77,7 @@ def _build(kind: str, target: str, params: dict[str, Any]) -> Any:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import registry
+    from bench.plugins import registry
     from bench.testing import check_extractor, check_matcher
 
     params = registry.parse_params(args.param)

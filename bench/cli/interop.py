@@ -6,8 +6,8 @@ import argparse
 import logging
 from pathlib import Path
 
-from bench.commands.helpstyle import epilog
-from bench.commands.argtypes import Once
+from bench.cli.helpstyle import epilog
+from bench.cli.argtypes import Once
 
 log = logging.getLogger("fingerbench")
 
@@ -49,10 +49,11 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bench import datasets, protocols, registry
+    from bench import datasets, protocols
+    from bench.plugins import registry
     from bench.interop import available_specs, run_interop
     from bench.plugins.loading import PluginSpec
-    from bench.template_cache import default_cache_dir
+    from bench.store.template_cache import default_cache_dir
 
     dataset = datasets.open_dataset(args.dataset, root=args.dataset_path, data_root=args.data_root,
                                     **registry.parse_params(args.dataset_param))

@@ -1,1 +1,0 @@
-"""Stand-alone benchmark scripts (run with python -m bench.scripts.<name>)."""

@@ -88,7 +88,8 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend:
 
 def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend: Backend) -> RunSummary:
     t_start = time.perf_counter()
-    ext_desc, mat_desc = describe_plugins([config.extractor, config.matcher], config.init_timeout)
+    ext_desc, mat_desc = describe_plugins([config.extractor, config.matcher], config.init_timeout,
+                                          config.cache_dir)
     if not accepts(SimpleNamespace(accepted_formats=tuple(mat_desc["accepted_formats"])), ext_desc["template_format"]):
         raise registry.PluginError(
             f"matcher '{mat_desc['name']}' accepts {mat_desc['accepted_formats']}, not the "

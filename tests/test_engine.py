@@ -173,3 +173,33 @@ def test_daemonic_dask_workers_are_refused_for_isolated_work(tmp_path):
     finally:
         backend.close()
         c.close()
+
+
+def test_plugin_descriptions_are_reused_until_the_code_changes(tmp_path):
+    from bench.plugins.loading import describe_plugins
+
+    plugin = tmp_path / "counted.py"
+    log = tmp_path / "constructed.txt"
+    code = f'''
+class Counted:
+    version = "1"
+    higher_is_better = True
+    accepted_formats = ("minutiae",)
+
+    def __init__(self):
+        with open({str(log)!r}, "a") as f:
+            f.write("x")
+
+    def compare(self, probe, reference):
+        return 0.0
+'''
+    plugin.write_text(code)
+    spec = PluginSpec("matcher", "Counted", f"{plugin}:Counted", {})
+    first = describe_plugins([spec], 30, tmp_path / "cache")
+    again = describe_plugins([spec], 30, tmp_path / "cache")
+    assert again == first and log.read_text() == "x"  # the second description came from the cache
+    plugin.write_text(code.replace('version = "1"', 'version = "2"'))
+    changed = describe_plugins([spec], 30, tmp_path / "cache")
+    assert changed[0]["version"] == "2" and log.read_text() == "xx"
+    assert changed[0]["code_sha256"] != first[0]["code_sha256"]
+    assert describe_plugins([spec], 30)[0] == changed[0] and log.read_text() == "xxx"  # no cache: constructed

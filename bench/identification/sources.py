@@ -73,7 +73,7 @@ class TemplateSources:
         isolated worker (a constructor that crashes or hangs becomes a PluginError)."""
         assert self.extractor is not None
         if self._extractor_desc is None:
-            desc = describe_plugins([self.extractor], self.init_timeout)[0]
+            desc = describe_plugins([self.extractor], self.init_timeout, self.cache_dir)[0]
             self._extractor_desc = {k: desc[k] for k in ("name", "target", "version", "params", "code_sha256")}
         return dict(self._extractor_desc)
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.util
+import json
+import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +18,7 @@ from typing import Any
 from bench.plugins import registry
 from bench.engine.isolation import IsolatedPool, Task, TaskFailure
 from bench.plugins import get_params, matcher_hooks
-from bench.store import one_line
+from bench.store import atomic_write, one_line
 
 
 @dataclass(frozen=True)
@@ -36,11 +38,8 @@ class PluginSpec:
         params = dict(params or {})
         if ":" in name_or_target:
             return cls(kind, name_or_target.rsplit(":", 1)[1], name_or_target, params)
-        e = registry.entry(kind, name_or_target)
-        ok, reason = e.availability()
-        if not ok:
-            raise registry.PluginError(f"{kind} '{e.name}' is unavailable: {reason}")
-        return cls(kind, e.name, e.target, params)
+        e = registry.entry(kind, name_or_target)  # an unknown name fails here, before any work
+        return cls(kind, e.name, e.target, params)  # availability is checked by describe_plugins
 
     def build(self) -> Any:
         obj = load_target(self.target)
@@ -65,12 +64,21 @@ def code_fingerprint(cls: type) -> str:
     single ``path/file.py``). Part of the template cache key and of a run's identity, so
     that changed code is never mistaken for the code that made a stored result, whether or
     not its ``version`` was bumped. "" where the class has no source file."""
+    folder = code_folder(cls)
+    return folder_fingerprint(folder) if folder is not None else ""
+
+
+def code_folder(cls: type) -> Path | None:
+    """The folder whose Python files :func:`code_fingerprint` covers (None: no source file)."""
     module = sys.modules.get(cls.__module__)
     path = getattr(module, "__file__", None)
-    if not path:
-        return ""
+    return Path(path).resolve().parent if path else None
+
+
+def folder_fingerprint(folder: Path) -> str:
+    """SHA-256 of the names and contents of the ``.py`` files in ``folder``."""
     h = hashlib.sha256()
-    for f in sorted(Path(path).resolve().parent.glob("*.py")):
+    for f in sorted(Path(folder).glob("*.py")):
         h.update(f.name.encode() + b"\0")
         try:
             h.update(f.read_bytes())
@@ -124,8 +132,11 @@ def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any
     out = []
     for spec in items:
         try:
+            _check_available(spec)
             instance = spec.build()
             desc = spec.describe(instance)
+            folder = code_folder(type(instance))
+            desc["_code_folder"] = str(folder) if folder is not None else ""
             if spec.kind == "extractor":
                 desc["template_format"] = getattr(instance, "template_format", "minutiae")
             else:
@@ -141,14 +152,104 @@ def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any
     return out
 
 
-def describe_plugins(specs: list[PluginSpec], timeout: float) -> list[dict[str, Any]]:
+def describe_plugins(specs: list[PluginSpec], timeout: float, cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Construct each plugin in an isolated worker, ``timeout`` seconds each, and describe it
     (:meth:`PluginSpec.describe`, plus the template format of an extractor, and the score
     direction, accepted formats and declared hooks of a matcher).
 
     A constructor that raises, exits, crashes the process or hangs raises PluginError
     naming the plugin and the fault, instead of taking the caller down with it.
+
+    With ``cache_dir``, a description is kept (``CACHE/plugins/``) and reused, without
+    constructing the plugin again, while its target, parameters, code (the files its code
+    digest covers), interpreter and installed distributions are unchanged: a plugin's
+    construction (its imports) is most of the fixed cost of a run whose work is cached.
     """
+    found: dict[int, dict[str, Any]] = {}
+    for i, spec in enumerate(specs):
+        hit = _cached_description(spec, cache_dir) if cache_dir is not None else None
+        if hit is not None:
+            found[i] = hit
+    todo = [i for i in range(len(specs)) if i not in found]
+    if todo:
+        for i, desc in zip(todo, _construct_and_describe([specs[i] for i in todo], timeout)):
+            folder = desc.pop("_code_folder", "")
+            found[i] = desc
+            if cache_dir is not None:
+                _keep_description(specs[i], desc, folder, cache_dir)
+    return [found[i] for i in range(len(specs))]
+
+
+def _environment_digest() -> str:
+    """The interpreter and the installed distributions (names and versions), cheaply: the
+    names of the ``*.dist-info`` / ``*.egg-info`` entries on the import path."""
+    names = [sys.version, sys.executable]
+    for entry in sys.path:
+        try:
+            names.extend(sorted(n for n in os.listdir(entry or ".") if n.endswith((".dist-info", ".egg-info"))))
+        except OSError:
+            continue
+    return hashlib.sha256("\0".join(names).encode()).hexdigest()
+
+
+def _description_path(spec: PluginSpec, cache_dir: Path) -> Path:
+    blob = json.dumps({"kind": spec.kind, "target": spec.target, "params": spec.params,
+                       "target_file": _target_file_digest(spec.target), "environment": _environment_digest()},
+                      sort_keys=True, default=str)
+    return Path(cache_dir) / "plugins" / f"{hashlib.sha256(blob.encode()).hexdigest()[:32]}.json"
+
+
+def _target_file_digest(target: str) -> str:
+    """For ``path/file.py:Class``: the file's own digest (its folder may hold other code)."""
+    module = target.rpartition(":")[0]
+    if module.endswith(".py"):
+        try:
+            return hashlib.sha256(Path(module).resolve().read_bytes()).hexdigest()
+        except OSError:
+            return "unreadable"
+    return ""
+
+
+def _cached_description(spec: PluginSpec, cache_dir: Path) -> dict[str, Any] | None:
+    path = _description_path(spec, cache_dir)
+    try:
+        entry = json.loads(path.read_text())
+        desc, folder = entry["description"], entry["code_folder"]
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    if not isinstance(desc, dict) or not desc.get("code_sha256") or not folder:
+        return None
+    if folder_fingerprint(Path(folder)) != desc["code_sha256"]:  # the code changed
+        return None
+    return desc
+
+
+def _keep_description(spec: PluginSpec, desc: dict[str, Any], folder: str, cache_dir: Path) -> None:
+    if not folder or not desc.get("code_sha256"):
+        return
+    path = _description_path(spec, cache_dir)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write(path, json.dumps({"description": desc, "code_folder": folder}, sort_keys=True).encode())
+    except OSError:
+        pass  # a cache that cannot be written costs time, not results
+
+
+def _check_available(spec: PluginSpec) -> None:
+    """A registered plugin's own availability check (missing package, binary), run where
+    it is constructed, so that its reason, not an import error, is what the user reads."""
+    try:
+        e = registry.entry(spec.kind, spec.name)
+    except registry.PluginError:
+        return  # a module:Class or file.py:Class target
+    if e.target != spec.target:
+        return
+    ok, reason = e.availability()
+    if not ok:
+        raise registry.PluginError(f"{spec.kind} '{spec.name}' is unavailable: {reason}")
+
+
+def _construct_and_describe(specs: list[PluginSpec], timeout: float) -> list[dict[str, Any]]:
     pool = IsolatedPool(1, _no_setup, (), _describe_items, timeout_per_item=timeout)
     found: dict[int, dict[str, Any]] = {}
     for task, result in pool.run([Task(i, [spec], attempt_split=False) for i, spec in enumerate(specs)]):

@@ -24,7 +24,6 @@ from dataclasses import asdict, dataclass
 from typing import Any, Iterable
 
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 
 from bench.template import Template
 
@@ -122,6 +121,8 @@ def pair_minutiae(
     # maximises the number of feasible pairs, then minimises their total distance.
     big = tol_px * (min(d.shape) + 1) + 1.0
     cost = np.where(feasible, d, big)
+    from scipy.optimize import linear_sum_assignment  # imported here: scipy.optimize is slow to import
+
     rows, cols = linear_sum_assignment(cost)
     keep = feasible[rows, cols]
     rows, cols = rows[keep], cols[keep]

@@ -41,15 +41,16 @@ from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, field
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from bench.formats import iso19794_2
 from bench.formats.records import FingerView
 from bench.synthetic.groundtruth import GROUNDTRUTH_DIR, GroundTruth, groundtruth_paths, groundtruth_to_json
-from bench.synthetic.impression import Impression, render_impression
-from bench.synthetic.master import MasterPrint, make_master
+if TYPE_CHECKING:  # the renderers import scipy.ndimage (slow): loaded when a finger is made
+    from bench.synthetic.impression import Impression
+    from bench.synthetic.master import MasterPrint
 from bench.synthetic.orientation import class_for_finger
 from bench.synthetic.pngio import encode_png_gray
 from bench.template import Template
@@ -190,6 +191,9 @@ def make_finger(
     config: SyntheticConfig, finger: int, impressions: list[int] | None = None
 ) -> tuple[MasterPrint, list[Impression]]:
     """The master print of ``finger`` (1-based) and its impressions (all by default)."""
+    from bench.synthetic.impression import render_impression
+    from bench.synthetic.master import make_master
+
     master = make_master(master_rng(config.seed, finger), config.dpi, class_for_finger(config.seed, finger))
     which = impressions if impressions is not None else list(range(1, config.impressions + 1))
     out = [

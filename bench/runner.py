@@ -32,7 +32,8 @@ from bench.plugins import accepts
 from bench.plugins.loading import PluginSpec, describe_plugins
 from bench.protocols import PairList
 from bench.store import (
-    EXTRACTION_FIELDS, SCHEMA_VERSION, SCORE_FIELDS, CsvLog, RunDir, RunDirError, claim, rewrite_log, write_json,
+    EXTRACTION_FIELDS, SCORE_FIELDS, VERIFICATION, CsvLog, RunDir, RunDirError, claim, manifest_header, rewrite_log,
+    write_json,
 )
 
 log = logging.getLogger(__name__)
@@ -127,8 +128,7 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
     run.path.mkdir(parents=True, exist_ok=True)
 
     manifest = {
-        "schema_version": SCHEMA_VERSION,
-        "tool": "fingerbench",
+        **manifest_header(VERIFICATION),
         "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         "status": "running",
         "dataset": {**identity["dataset"], "root": str(dataset.root), "dpi": dataset.info.dpi,

@@ -227,6 +227,25 @@ def test_truncated_last_row_is_refused_by_metrics_and_recomputed_by_a_resumed_ru
     assert resumed.metrics["accuracy"] == summary.metrics["accuracy"]
 
 
+def test_one_manifest_schema_names_the_kind_of_run(finished, tmp_path):
+    """1:1 and 1:N runs share one manifest schema; reading one kind as the other names both."""
+    from bench.identification.report import load_id_run
+    from bench.identification.runner import evaluate_run as evaluate_1n
+
+    summary, _, _ = finished
+    manifest = json.loads((summary.run_dir / "manifest.json").read_text())
+    assert (manifest["schema"], manifest["schema_version"], manifest["kind"]) == ("fingerbench-run", 2, "verification")
+    for read in (evaluate_1n, load_id_run):
+        with pytest.raises(RunDirError, match=r"manifest.json: a verification \(1:1\) run, not an identification"):
+            read(summary.run_dir)
+    _edit_manifest(summary.run_dir, lambda m: m.update(kind="identification"))
+    with pytest.raises(RunDirError, match=r"an identification \(1:N\) run, not a verification \(1:1\) run"):
+        evaluate_run(summary.run_dir)
+    _edit_manifest(summary.run_dir, lambda m: m.update(kind="enrolment"))
+    with pytest.raises(RunDirError, match=r"unknown kind of run 'enrolment'"):
+        evaluate_run(summary.run_dir)
+
+
 @pytest.mark.parametrize("bad_score", ["abc", "inf", "1e400", "nan", ""])
 def test_a_non_numeric_ok_score_is_refused_with_file_and_line(finished, bad_score):
     summary, cfg, pairs = finished

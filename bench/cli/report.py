@@ -44,8 +44,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def _is_identification(run: Path) -> bool:
     import json
 
+    from bench.store import IDENTIFICATION
+
     try:
-        return json.loads((Path(run) / "manifest.json").read_text()).get("schema") == "fingerbench-identification"
+        return json.loads((Path(run) / "manifest.json").read_text()).get("kind") == IDENTIFICATION
     except (OSError, ValueError):
         return False  # the verification report names what is wrong with the folder
 

@@ -31,9 +31,8 @@ import numpy as np
 from bench.identification import results as res
 from bench.report.output import ReportOutput
 from bench.metrics.identification import IdentificationCurve, identification_curve
-from bench.store import RunDirError, read_json, write_json
+from bench.store import IDENTIFICATION, RunDirError, check_manifest, read_json, write_json
 
-SCHEMA = "fingerbench-identification"
 FPIR_SHOWN = ("0.01", "0.1")
 
 
@@ -79,8 +78,7 @@ def load_id_run(path: Path) -> IdRun:
     if not mp.is_file():
         raise RunDirError(f"{path}: not a run directory (manifest.json is missing)")
     manifest = read_json(mp)
-    if manifest.get("schema") != SCHEMA:
-        raise RunDirError(f"{path}: not an identification run (schema {manifest.get('schema')!r})")
+    check_manifest(mp, manifest, IDENTIFICATION)
     if manifest.get("status") != "complete":
         raise RunDirError(f"{path}: the run has not finished (status {manifest.get('status')!r}); "
                           f"run the same command again to finish it")

@@ -47,12 +47,10 @@ from bench.identification.store import STATUS_OK, TemplateStore
 from bench.progress import progress
 from bench.protocols import ProtocolError
 from bench.plugins.loading import PluginSpec, describe_plugins
-from bench.store import RunDirError, claim, read_json, write_json
+from bench.store import IDENTIFICATION, RunDirError, check_manifest, claim, manifest_header, read_json, write_json
 
 log = logging.getLogger(__name__)
 
-SCHEMA = "fingerbench-identification"
-SCHEMA_VERSION = 1
 
 
 @dataclass
@@ -163,8 +161,7 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     if manifest_path.exists() and not config.force:
         old = read_json(manifest_path)
         created = old.get("created", created)
-        if old.get("schema") != SCHEMA or old.get("schema_version") != SCHEMA_VERSION:
-            raise RunDirError(f"{manifest_path}: not a version {SCHEMA_VERSION} identification run")
+        check_manifest(manifest_path, old, IDENTIFICATION)
         if _stable({k: old.get(k) for k in identity}) != _stable(identity):
             differ = [k for k in identity if _stable(old.get(k)) != _stable(identity[k])]
             raise RunDirError(f"{run} holds an identification run of another configuration ({', '.join(differ)} "
@@ -175,7 +172,7 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     run.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(_stable(identity).encode()).hexdigest()
     manifest: dict[str, Any] = {
-        "schema": SCHEMA, "schema_version": SCHEMA_VERSION, "tool": "fingerbench",
+        **manifest_header(IDENTIFICATION),
         "created": created, "status": "running", "key": key,
         **identity,
         "backend": backend.describe(),
@@ -438,8 +435,7 @@ def evaluate_run(run: Path, fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGE
     """Recompute metrics.json of an identification run from its stored tables."""
     run = Path(run)
     manifest = read_json(run / "manifest.json")
-    if manifest.get("schema") != SCHEMA:
-        raise RunDirError(f"{run}: not an identification run")
+    check_manifest(run / "manifest.json", manifest, IDENTIFICATION)
     check_recorded_digests(run, manifest)
     metrics, _ = metrics_from_searches(manifest, res.read_table(run / "searches"), fpir_targets)
     write_json(run / "metrics.json", metrics)

@@ -35,7 +35,12 @@ except ImportError:  # not POSIX: runs are not locked
 
 log = logging.getLogger(__name__)
 
-SCHEMA_VERSION = 1
+#: The manifest of every run directory starts with these: one schema for both kinds of
+#: run (``kind``: :data:`VERIFICATION` for 1:1, :data:`IDENTIFICATION` for 1:N).
+RUN_SCHEMA = "fingerbench-run"
+SCHEMA_VERSION = 2
+VERIFICATION = "verification"
+IDENTIFICATION = "identification"
 
 EXTRACTION_FIELDS = [
     "sample", "subject", "impression", "file", "status", "error",
@@ -118,6 +123,35 @@ def _repair_tail(path: Path) -> None:
         data = f.read()
         f.seek(0)
         f.truncate(data.rfind(b"\n") + 1)
+
+
+def manifest_header(kind: str) -> dict[str, Any]:
+    """The first keys of a run's manifest."""
+    return {"schema": RUN_SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "tool": "fingerbench"}
+
+
+def run_kind(path: Path, manifest: dict[str, Any]) -> str:
+    """The kind of run a manifest describes; RunDirError naming the file when it is not a
+    manifest of this FingerBench's schema."""
+    version = manifest.get("schema_version")
+    if manifest.get("schema") != RUN_SCHEMA or version != SCHEMA_VERSION:
+        if manifest.get("schema") in (RUN_SCHEMA, "fingerbench-identification", None) and version in (0, 1):
+            raise RunDirError(f"{path}: a run of an older FingerBench (schema version {version}); this one reads "
+                              f"version {SCHEMA_VERSION}: run the same command with --force to redo it")
+        raise RunDirError(f"{path}: schema {manifest.get('schema')!r} version {version!r}, this FingerBench "
+                          f"reads {RUN_SCHEMA!r} version {SCHEMA_VERSION}")
+    kind = manifest.get("kind")
+    if kind not in (VERIFICATION, IDENTIFICATION):
+        raise RunDirError(f"{path}: unknown kind of run {kind!r}")
+    return kind
+
+
+def check_manifest(path: Path, manifest: dict[str, Any], kind: str) -> None:
+    """RunDirError unless ``manifest`` is a current manifest of a run of ``kind``."""
+    found = run_kind(path, manifest)
+    if found != kind:
+        names = {VERIFICATION: "a verification (1:1) run", IDENTIFICATION: "an identification (1:N) run"}
+        raise RunDirError(f"{path}: {names[found]}, not {names[kind]}")
 
 
 class CsvLog:
@@ -243,12 +277,7 @@ class RunDir:
 
     def read_manifest(self) -> dict[str, Any]:
         m = read_json(self.manifest)
-        version = m.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise RunDirError(
-                f"{self.manifest}: schema version {version!r}, this FingerBench reads "
-                f"version {SCHEMA_VERSION}"
-            )
+        check_manifest(self.manifest, m, VERIFICATION)
         return m
 
     def check_complete(self) -> None:

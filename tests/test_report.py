@@ -124,6 +124,13 @@ def test_unit_weights_reproduce_compute_metrics_exactly():
         m = M.compute_metrics(scores, genuine, status)
         want = {k: m[k] for k in ("eer", "fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")}
         want["eer_star"] = m["eer_star"]["eer"]
+        # the thresholds where they are read, the same rule (finite ones only)
+        want["threshold_eer"] = m["eer_threshold"]
+        for name in B.THRESHOLDS[1:]:
+            want[f"threshold_{name}"] = m["operating_points"][name]["threshold"]
+        for key in [k for k in want if k.startswith("threshold_")]:
+            if want[key] is not None and not np.isfinite(float(want[key])):
+                want[key] = None
         assert got.keys() == want.keys()
         for key, value in got.items():
             if want[key] is None:

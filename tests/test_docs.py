@@ -27,6 +27,7 @@ LEFT_OUT = [
     (r"--data-root|\.\./shared|~/|--dataset-path (?!sets/)|-d (fvc|nist|socofing|templates)\b",
      "needs a dataset the project cannot ship"),
     (r"runs-main|baseline/|runs/fvc", "needs the runs of such a dataset"),
+    (r"bench/base|bench/new", "needs pytest-benchmark files measured on the reader's machine"),
     (r"--scheduler|/shared/", "needs a cluster"),
     (r"my_matcher\.py|my_xyt|/opt/", "needs a program or file of the reader's own"),
     (r"--gallery-size (\d{5,}|\d{1,3},\d{3})|--fingers \d{3,}|sets/hard|--dask-local", "runs for minutes"),

@@ -225,7 +225,8 @@ def caption_context(group: dict[str, Any]) -> str:
     s = group["summaries"][0]
     p = s["provenance"]
     n_gen, n_imp = p["protocol"].get("n_genuine"), p["protocol"].get("n_impostor")
-    return (f"Dataset {s['dataset']} ({p['dataset'].get('dpi') or '?'} dpi, {p['dataset'].get('n_samples') or '?'} "
+    dpi = p["dataset"].get("dpi")
+    return (f"Dataset {s['dataset']} ({'?' if dpi is None else format(dpi, 'g')} dpi, {p['dataset'].get('n_samples') or '?'} "
             f"images), protocol {s['protocol']}, N = {n_gen:,} genuine / {n_imp:,} impostor comparisons; "
             f"{interval_method(group['summaries'])}.")
 
@@ -285,7 +286,8 @@ def overview_paper_table(overview: dict[str, Any], groups: Sequence[dict[str, An
             cells.append("" if s is None else _value_ci(s["indicators"]["eer"]))
         rows.append([lab] + cells)
     protocols = sorted({g["summaries"][0]["protocol"] for g in groups})
-    dpis = ", ".join(f"{g['column']} {g['summaries'][0]['provenance']['dataset'].get('dpi') or '?'} dpi" for g in groups)
+    dpis = ", ".join(f"{g['column']} {format(g['summaries'][0]['provenance']['dataset'].get('dpi') or 0, 'g')} dpi"
+                     for g in groups)
     ns = ", ".join(f"{g['column']} {g['summaries'][0]['provenance']['protocol'].get('n_genuine'):,} / "
                    f"{g['summaries'][0]['provenance']['protocol'].get('n_impostor'):,}" for g in groups)
     return PaperTable("overview-eer", f"EER (%) by algorithm and dataset, protocol {', '.join(protocols)}; "

@@ -779,6 +779,49 @@ def test_report_renders_in_headless_chromium(toy_report, tmp_path):
     assert (img < 100).mean() > 0.01 and (img > 240).mean() > 0.3
 
 
+def _table_overflow(page: Path, width: int, tmp_path: Path) -> list[tuple[str, float, float]]:
+    """(class, scroll width, visible width) of every table box wider than its box, as headless
+    Chromium lays ``page`` out in a window ``width`` pixels wide (a copy of the page with a
+    measuring script; the report itself has none)."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium found (install Debian's 'chromium' package, or set FINGERBENCH_CHROMIUM)")
+    script = ("<script>window.addEventListener('load', () => { const r = [];"
+              "document.querySelectorAll('table').forEach(t => { const box = t.parentElement;"
+              "r.push([t.className || box.className, Math.max(box.scrollWidth, t.scrollWidth),"
+              "Math.min(box.clientWidth, document.querySelector('main').clientWidth)]); });"
+              "document.body.setAttribute('data-tables', JSON.stringify(r)); });</script>")
+    copy = page.with_name("measured.html")
+    copy.write_text(page.read_text().replace("</body>", script + "</body>"))
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},1600",
+           "--virtual-time-budget=3000", "--dump-dom", copy.resolve().as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    copy.unlink()
+    m = re.search(r'data-tables="([^"]*)"', dom)
+    assert m, dom[-2000:]
+    tables = json.loads(m.group(1).replace("&quot;", '"'))
+    assert tables
+    return [(c, w, v) for c, w, v in tables if w > v + 1]
+
+
+def test_tables_fit_a_900_pixel_window_without_scrolling(toy_report, tmp_path):
+    assert _table_overflow(toy_report / "report.html", 900, tmp_path) == []
+
+
+def test_identification_table_fits_a_1400_pixel_window(tmp_path):
+    from bench.identification.report import write_identification_report
+    from bench.identification.runner import run_identification
+    from bench.engine.backends import LocalBackend
+    from test_identification import config, small_protocol, spec
+
+    p = small_protocol(probes=25)
+    out = tmp_path / "run"
+    run_identification(p, config(out, spec(tolerance=6.0), candidates=5), LocalBackend(jobs=1))
+    page = write_identification_report([out], tmp_path / "report")
+    assert _table_overflow(page, 1400, tmp_path) == []
+
+
 # ------------------------------------------------------------------------ real data
 def test_report_of_a_real_nbis_run(shared_data, tmp_path):
     out = tmp_path / "runs"

@@ -37,7 +37,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: rig
 table.matrix th, table.matrix td { padding: 4px 6px; }
 table.matrix th { white-space: normal; }
 table.matrix td.alg { white-space: nowrap; }
-th { background: var(--soft); font-weight: 600; white-space: nowrap; }
+th { background: var(--soft); font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
 td.alg { font-weight: 600; min-width: 150px; max-width: 260px; }
 .ci, .n { display: block; color: var(--muted); font-size: 11px; font-weight: 400; white-space: nowrap; }

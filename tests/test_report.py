@@ -458,6 +458,7 @@ def test_latex_escaping():
 
     assert latex_escape("a_b & 5 % $x$ #1 {y} ~ ^ \\") == (
         "a\\_b \\& 5 \\% \\$x\\$ \\#1 \\{y\\} \\textasciitilde{} \\textasciicircum{} \\textbackslash{}")
+    assert latex_escape("score >= t, FMR <= 1 %, a < b") == "score $\\geq$ t, FMR $\\leq$ 1 \\%, a $<$ b"
 
 
 def test_thresholds_table_gives_each_points_threshold_and_interval(toy_report, toy):

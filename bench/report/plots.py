@@ -262,8 +262,9 @@ def _plain_number(v: float) -> str:
 
 
 def speed_axis(ax, values: Sequence[float]) -> str:
-    """Scale and ticks of a speed axis: log with ticks at 1, 2, 5 x 10^k written as plain
-    numbers when the values span a factor of 3 or more; otherwise linear, with as many
+    """Scale and ticks of a speed axis: log when the values span a factor of 3 or more, with
+    ticks written as plain numbers at 1, 2, 5 x 10^k (at 10^k alone when the values span more
+    than two decades, so labels never run into each other); otherwise linear, with as many
     digits as the tick step needs, so close values never read "33, 34, 34, 34, 35".
     Returns the scale used ("log" or "linear")."""
     from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
@@ -271,7 +272,8 @@ def speed_axis(ax, values: Sequence[float]) -> str:
     v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
     if v.size and v.max() / v.min() >= 3:
         ax.set_xscale("log")
-        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
+        wide = np.log10(v.max() / v.min()) > 2
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
         ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _plain_number(x)))
         ax.xaxis.set_minor_formatter(NullFormatter())
         return "log"

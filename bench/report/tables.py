@@ -136,12 +136,14 @@ def write_csv(summaries: Sequence[dict[str, Any]], out: Path) -> list[Path]:
 # ----------------------------------------------------------------- paper tables
 _LATEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
                   "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-                  "µ": r"$\mu$", "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$"}
-_LATEX_RE = re.compile("|".join(re.escape(k) for k in _LATEX_SPECIAL))
+                  "µ": r"$\mu$", "≥": r"$\geq$", "≤": r"$\leq$", "×": r"$\times$",
+                  ">=": r"$\geq$", "<=": r"$\leq$", "<": r"$<$", ">": r"$>$"}
+_LATEX_RE = re.compile("|".join(re.escape(k) for k in sorted(_LATEX_SPECIAL, key=len, reverse=True)))
 
 
 def latex_escape(text: Any) -> str:
-    """Text made literal in LaTeX (the ten special characters, and µ, ≥, ≤, ×)."""
+    """Text made literal in LaTeX (the ten special characters; µ, ≥, ≤, ×, <, >, <=, >= in math
+    mode, since < and > of the default font encoding print other glyphs)."""
     return _LATEX_RE.sub(lambda m: _LATEX_SPECIAL[m.group(0)], str(text).replace("\n", " "))
 
 

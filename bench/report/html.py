@@ -361,6 +361,8 @@ def page(groups: Sequence[dict[str, Any]], labels: dict[str, str], colour_map: d
     parts.append("<h2>Provenance</h2>")
     parts.append(_provenance_rows(groups, labels))
     parts.append("<footer>Made by FingerBench from the stored records of the runs; "
-                 "summary.json, indicators.csv and speed.csv hold the same numbers.</footer>")
+                 "summary.json, indicators.csv, thresholds.csv and speed.csv hold the same numbers; figures/ and "
+                 "tables/ hold every figure (PNG, SVG, PDF) and table (CSV, Markdown, LaTeX) with its caption, "
+                 "references.bib what to cite.</footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts)

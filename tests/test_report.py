@@ -477,6 +477,9 @@ def test_thresholds_table_gives_each_points_threshold_and_interval(toy_report, t
     assert len(unres) and unres["reason"].str.startswith("unresolvable").all()
     html = (toy_report / "report.html").read_text()
     assert "<h3>Thresholds</h3>" in html and "t at FMR1000" in html
+    md = (toy_report / "report.md").read_text()
+    assert "| algorithm | accept if score | t at EER | t at FMR100 |" in md
+    assert f"{eer['threshold']:.4g} \\[{eer['ci_low']:.4g}, {eer['ci_high']:.4g}\\]" in md
 
 
 def test_thresholds_of_a_distance_matcher_are_distances():

@@ -15,6 +15,12 @@ significance (asv's ``compare`` combines a test with a threshold in the same way
 bootstrap interval of the relative change of that statistic is reported too.
 
 Gates (``--fail-if``) are ``METRIC:CHANGE`` specifications, see :func:`parse_gate`.
+
+Both sides may instead be pytest-benchmark JSON files (``--benchmark-json`` with
+``--benchmark-save-data``, so that every round's time is kept): benchmarks are paired by
+name and their time per round is judged by the same test and threshold (metric ``time``,
+e.g. ``--fail-if time:+10%``), a gate that holds on a noisy machine where pytest-benchmark's
+own ``--benchmark-compare-fail=median:10%`` fails on noise alone.
 """
 
 from __future__ import annotations
@@ -86,6 +92,18 @@ METRICS: dict[str, MetricDef] = {m.name: m for m in (
               _speed("template_bytes", "mean")),
 )}
 
+#: The metric of pytest-benchmark files: the median time of one round (seconds), judged on
+#: the per-round times like the speed metrics of runs.
+BENCHMARK_METRICS: dict[str, MetricDef] = {
+    "time": MetricDef("time", "time per round (median)", "speed", "s", "lower", _speed("time_s", "median"),
+                      samples="time_s"),
+}
+
+
+def metric_def(name: str) -> MetricDef:
+    """The definition of a metric of runs or of pytest-benchmark files."""
+    return METRICS[name] if name in METRICS else BENCHMARK_METRICS[name]
+
 
 # ------------------------------------------------------------------------------ gates
 @dataclass(frozen=True)
@@ -134,11 +152,12 @@ def parse_gate(spec: str) -> Gate:
         if change.lower() not in ("changed", "differ", "different"):
             raise GateError(f"--fail-if '{spec}': the only gate on scores is 'scores:changed'")
         return Gate(text, "scores")
-    if metric not in METRICS:
-        close = difflib.get_close_matches(metric, [*METRICS, "scores"], n=3, cutoff=0.5)
+    if metric not in METRICS and metric not in BENCHMARK_METRICS:
+        close = difflib.get_close_matches(metric, [*METRICS, *BENCHMARK_METRICS, "scores"], n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(repr(c) for c in close)}?" if close else ""
         raise GateError(f"--fail-if '{spec}': unknown metric '{metric}'{hint} "
-                        f"(known: {', '.join(METRICS)}, scores)")
+                        f"(known: {', '.join(METRICS)}, scores; {', '.join(BENCHMARK_METRICS)} for "
+                        f"pytest-benchmark files)")
     m = _GATE_RE.match(change.replace(" ", ""))
     if not m:
         if re.fullmatch(r"[+-]?(\d+(\.\d*)?|\.\d+)", change):
@@ -147,9 +166,9 @@ def parse_gate(spec: str) -> Gate:
         raise GateError(f"--fail-if '{spec}': '{change}' is not a change; write an optional sign, a "
                         f"number and pp or %, {_EXAMPLES}")
     unit = m.group("unit")
-    if unit == "pp" and METRICS[metric].kind != "rate":
+    if unit == "pp" and metric_def(metric).kind != "rate":
         raise GateError(f"--fail-if '{spec}': pp (percentage points) applies to rates; {metric} is in "
-                        f"{METRICS[metric].unit}: use a relative change such as {metric}:+10%")
+                        f"{metric_def(metric).unit}: use a relative change such as {metric}:+10%")
     amount = float(m.group("num"))
     if not math.isfinite(amount):
         raise GateError(f"--fail-if '{spec}': the amount must be a finite number")
@@ -169,6 +188,7 @@ class Entry:
 
     summary: dict[str, Any]
     run: Any = None  # bench.report.RunData or None
+    label: str | None = None  # the name of a pytest benchmark
 
     @property
     def key(self) -> tuple[str, str, str, str]:
@@ -177,7 +197,62 @@ class Entry:
 
     @property
     def name(self) -> str:
+        if self.label is not None:
+            return self.label
         return "/".join(self.key[:2]) + "/" + f"{self.key[2]}+{self.key[3]}"
+
+
+def benchmark_files(path: Path) -> list[Path]:
+    """The pytest-benchmark JSON files of a side: the file itself, or every ``*.json`` of a
+    folder that holds no run (several passes measured alternately with the other side's are
+    pooled); [] when the side is not pytest-benchmark output."""
+    path = Path(path)
+    if path.is_dir():
+        if (path / "manifest.json").exists() or any(path.rglob("manifest.json")):
+            return []
+        files = sorted(path.glob("*.json"))
+        return files if files and all(read_pytest_benchmark(f) is not None for f in files) else []
+    return [path] if read_pytest_benchmark(path) is not None else []
+
+
+def read_pytest_benchmark(path: Path) -> dict[str, Any] | None:
+    """The content of a pytest-benchmark JSON file, or None when ``path`` is not one."""
+    path = Path(path)
+    if not path.is_file() or path.suffix.lower() != ".json":
+        return None
+    try:
+        doc = json.loads(path.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+    if isinstance(doc, dict) and isinstance(doc.get("benchmarks"), list) and "machine_info" in doc:
+        return doc
+    return None
+
+
+def load_benchmarks(path: Path) -> list[Entry]:
+    """The benchmarks of a side's pytest-benchmark files (see :func:`benchmark_files`), each
+    with its per-round times in seconds, pooled over the files."""
+    files = benchmark_files(path)
+    if not files:
+        raise RunDirError(f"{path}: neither a pytest-benchmark JSON file nor a folder of them")
+    times: dict[tuple[str, str], list[float]] = {}
+    for f in files:
+        for b in read_pytest_benchmark(f)["benchmarks"]:  # type: ignore[index]
+            name = str(b.get("fullname") or b.get("name"))
+            data = (b.get("stats") or {}).get("data")
+            if not data:
+                raise RunDirError(f"{f}: benchmark {name} has no per-round times; run pytest with "
+                                  f"--benchmark-save-data so that the file keeps them")
+            times.setdefault((str(b.get("group") or ""), name), []).extend(float(t) for t in data)
+    if not times:
+        raise RunDirError(f"{path}: holds no benchmarks")
+    entries = []
+    for (group, name), t in times.items():
+        summary = {"dataset": "pytest-benchmark", "protocol": group, "extractor": name, "matcher": "",
+                   "run": str(path), "indicators": {}, "speed": {"time_s": {"median": float(np.median(t))}},
+                   "timings": {"time_s": t}, "n_files": len(files)}
+        entries.append(Entry(summary, label=name))
+    return entries
 
 
 def load_side(path: Path) -> list[Entry]:
@@ -351,7 +426,7 @@ def check_gate(gate: Gate, row: dict[str, Any], identity: dict[str, Any]) -> dic
     """Apply one gate to one pair of runs: ``{"passed", "skipped", "message"}``."""
     if gate.metric == "scores":
         return {"passed": bool(identity["identical"]), "skipped": False, "message": identity["text"]}
-    m = METRICS[gate.metric]
+    m = metric_def(gate.metric)
     b, n = row["base"], row["new"]
     if b is None and n is None:
         return {"passed": True, "skipped": True, "message": f"not checked: {row.get('note', 'no value')}"}
@@ -379,6 +454,12 @@ def check_gate(gate: Gate, row: dict[str, Any], identity: dict[str, Any]) -> dic
 def compare(base_path: Path, new_path: Path, gates: Sequence[Gate] = (), *, alpha: float = 0.01,
             min_effect: float = 0.05) -> dict[str, Any]:
     """Compare two sides; the result is JSON-serialisable (see ``fingerbench compare --json``)."""
+    if benchmark_files(base_path) or benchmark_files(new_path):
+        return compare_benchmarks(base_path, new_path, gates, alpha=alpha, min_effect=min_effect)
+    off = [g.spec for g in gates if g.metric in BENCHMARK_METRICS]
+    if off:
+        raise RunDirError(f"--fail-if {off[0]}: metric '{off[0].split(':')[0]}' applies to "
+                          f"pytest-benchmark files, not to runs")
     base, new = load_side(base_path), load_side(new_path)
     pairs, notes = pair_entries(base, new)
     if not pairs:
@@ -418,6 +499,43 @@ def compare(base_path: Path, new_path: Path, gates: Sequence[Gate] = (), *, alph
             "gates": gate_results, "passed": all(g["passed"] for g in gate_results)}
 
 
+def compare_benchmarks(base_path: Path, new_path: Path, gates: Sequence[Gate] = (), *, alpha: float = 0.01,
+                       min_effect: float = 0.05) -> dict[str, Any]:
+    """Compare two pytest-benchmark files benchmark by benchmark (metric ``time``), with the
+    statistics of run comparisons: a change is within noise when the Mann-Whitney U test of the
+    per-round times gives p >= ``alpha`` or the median moves by less than ``min_effect``."""
+    off = [g.spec for g in gates if g.metric not in BENCHMARK_METRICS]
+    if off:
+        raise RunDirError(f"--fail-if {off[0]}: pytest-benchmark files have only the metric "
+                          f"{', '.join(BENCHMARK_METRICS)} (e.g. --fail-if time:+10%)")
+    base, new = load_benchmarks(base_path), load_benchmarks(new_path)
+    new_by_key = {e.key: e for e in new}
+    pairs = [(b, new_by_key[b.key]) for b in base if b.key in new_by_key]
+    notes = [f"only in BASE: {b.name}" for b in base if b.key not in new_by_key]
+    notes += [f"only in NEW: {n.name}" for n in new if n.key not in {b.key for b in base}]
+    if not pairs:
+        raise RunDirError(f"no benchmark of {base_path} has a counterpart in {new_path} (paired by name)")
+    results, gate_results = [], []
+    identity = {"identical": None, "method": "none", "text": "not compared (timings only)"}
+    for b, n in pairs:
+        rows = [compare_metric(m, b.summary, n.summary, alpha=alpha, min_effect=min_effect)
+                for m in BENCHMARK_METRICS.values()]
+        by_name = {r["metric"]: r for r in rows}
+        for g in gates:
+            gate_results.append({"gate": g.spec, "base": b.name, "new": n.name,
+                                 **check_gate(g, by_name[g.metric], identity)})
+        results.append({"base": {"name": b.name, "source": str(base_path)},
+                        "new": {"name": n.name, "source": str(new_path)},
+                        "warnings": [], "scores": identity, "metrics": rows})
+    if gates:
+        gate_results += [{"gate": "(pairing)", "base": note.split(": ", 1)[1], "new": "", "passed": False,
+                          "skipped": False, "message": f"{note}: NEW has no such benchmark to check"}
+                         for note in notes if note.startswith("only in BASE")]
+    return {"schema_version": COMPARE_SCHEMA_VERSION, "base": str(base_path), "new": str(new_path),
+            "alpha": alpha, "min_effect": min_effect, "notes": notes, "comparisons": results,
+            "gates": gate_results, "passed": all(g["passed"] for g in gate_results)}
+
+
 # --------------------------------------------------------------------------- display
 def _fmt_value(m: dict[str, Any], v: float | None) -> str:
     if v is None:
@@ -426,6 +544,8 @@ def _fmt_value(m: dict[str, Any], v: float | None) -> str:
         return f"{100 * v:.2f} %"
     if m["unit"] in ("/s", "B", "µs"):
         return f"{v:,.0f}"
+    if m["unit"] == "s":
+        return f"{v * 1e3:.4g} ms"
     return f"{v:.2f}"
 
 

@@ -27,6 +27,7 @@ LEFT_OUT = [
     (r"--data-root|\.\./shared|~/|--dataset-path (?!sets/)|-d (fvc|nist|socofing|templates)\b",
      "needs a dataset the project cannot ship"),
     (r"runs-main|baseline/|runs/fvc", "needs the runs of such a dataset"),
+    (r"bench/base|bench/new", "needs pytest-benchmark files measured on the reader's machine"),
     (r"--scheduler|/shared/", "needs a cluster"),
     (r"my_matcher\.py|my_xyt|/opt/", "needs a program or file of the reader's own"),
     (r"--gallery-size (\d{5,}|\d{1,3},\d{3})|--fingers \d{3,}|sets/hard|--dask-local", "runs for minutes"),
@@ -121,3 +122,31 @@ def test_every_left_out_reason_is_still_used():
     commands = [c for p in SHELL_BLOCKS for c in _commands(p.values[2])]
     for pattern, reason in LEFT_OUT:
         assert any(re.search(pattern, c) for c in commands), reason
+
+
+def test_every_figure_in_the_docs_is_made_by_the_figures_script():
+    """Each image in docs/img is one of benchmarks/figures.py's, and every page that shows one
+    says that the script made it."""
+    from benchmarks import figures
+
+    script = Path(figures.__file__).read_text()
+    images = sorted(p.name for p in (PROJECT / "docs" / "img").iterdir())
+    assert images, "docs/img is empty"
+    for name in images:
+        assert f"``{name}``" in script, f"{name} is not made by benchmarks/figures.py"
+    for doc in DOCUMENTS:
+        text = doc.read_text()
+        for m in re.finditer(r"!\[[^\]]*\]\(((?:docs/)?img/[^)]+)\)", text):
+            after = text[m.end():m.end() + 400]
+            assert "benchmarks.figures" in after, f"{doc.name}: {m.group(1)} does not say which script made it"
+
+
+def test_figures_script_redraws_a_docs_figure(tmp_path):
+    import cv2
+
+    from benchmarks import figures
+
+    assert figures.main(["identification", "--out", str(tmp_path)]) == 0
+    made = cv2.imread(str(tmp_path / "identification_scale.png"))
+    shipped = cv2.imread(str(PROJECT / "docs" / "img" / "identification_scale.png"))
+    assert made.shape == shipped.shape

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -124,6 +125,13 @@ def test_unit_weights_reproduce_compute_metrics_exactly():
         m = M.compute_metrics(scores, genuine, status)
         want = {k: m[k] for k in ("eer", "fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")}
         want["eer_star"] = m["eer_star"]["eer"]
+        # the thresholds where they are read, the same rule (finite ones only)
+        want["threshold_eer"] = m["eer_threshold"]
+        for name in B.THRESHOLDS[1:]:
+            want[f"threshold_{name}"] = m["operating_points"][name]["threshold"]
+        for key in [k for k in want if k.startswith("threshold_")]:
+            if want[key] is not None and not np.isfinite(float(want[key])):
+                want[key] = None
         assert got.keys() == want.keys()
         for key, value in got.items():
             if want[key] is None:
@@ -153,6 +161,35 @@ def test_bootstrap_with_every_subject_drawn_once_is_the_run(monkeypatch):
         assert res.intervals[name].low == res.intervals[name].high == m[name], name
     assert res.intervals["eer_star"].low == m["eer_star"]["eer"]
     assert res.intervals["rej_match"].low == (m["rej_ngra"] + m["rej_nira"]) / s.size
+    # the thresholds of every replicate are the run's own: their intervals collapse onto them
+    assert res.thresholds["eer"].low == res.thresholds["eer"].high == m["eer_threshold"]
+    for name in ("fmr100",):
+        assert res.thresholds[name].low == res.thresholds[name].high == m["operating_points"][name]["threshold"]
+
+
+def test_threshold_intervals_are_percentiles_of_each_replicates_threshold():
+    # brute force: draw the replicates as subject_bootstrap does, rebuild each replicate's
+    # comparisons by repetition, read its thresholds with compute_metrics, take percentiles
+    s, g, a, b = _population(np.random.default_rng(5), n_subjects=15)
+    res = B.subject_bootstrap(s, g, None, a, b, n_replicates=60, seed=3)
+    names, inv = np.unique(np.concatenate((a.astype(str), b.astype(str))), return_inverse=True)
+    ia, ib = inv[: a.size], inv[a.size:]
+    draws = np.random.default_rng(3).multinomial(names.size, np.full(names.size, 1 / names.size), size=60)
+    eer_t, fmr100_t = [], []
+    for w in B.replicate_weights(draws, ia, ib):
+        m = M.compute_metrics(np.repeat(s, w), np.repeat(g, w))
+        eer_t.append(float(m["eer_threshold"]))
+        t = m["operating_points"]["fmr100"]["threshold"]
+        fmr100_t.append(np.nan if t is None else float(t))
+    eer_t, fmr100_t = np.array(eer_t), np.array(fmr100_t)
+    assert [res.thresholds["eer"].low, res.thresholds["eer"].high] == pytest.approx(
+        np.quantile(eer_t, [0.025, 0.975]))
+    ok = np.isfinite(fmr100_t)
+    assert res.thresholds["fmr100"].n_used == ok.sum()
+    assert [res.thresholds["fmr100"].low, res.thresholds["fmr100"].high] == pytest.approx(
+        np.quantile(fmr100_t[ok], [0.025, 0.975]))
+    # FMR10000 needs 10,000 impostor comparisons: no threshold, no interval
+    assert res.thresholds["fmr10000"].low is None and "unresolvable" in res.thresholds["fmr10000"].reason
 
 
 def _population(rng, n_subjects=20, k=4, mu=2.5, sd_genuine=1.0, sd_impostor=0.5):
@@ -358,6 +395,228 @@ def test_worst_errors_are_the_extreme_scores(toy):
     assert [x.score for x in gen] == sorted(c.loc[c["genuine"], "score_value"])[:3]
 
 
+def test_worst_error_images_are_large_enough_to_see_the_minutiae(toy):
+    from bench.report.worst import THUMB_HEIGHT, worst_errors
+
+    imp, gen, _ = worst_errors(load_run(toy["fvc"]), 1)
+    image = cv2.imdecode(np.frombuffer(imp[0].image, np.uint8), cv2.IMREAD_COLOR)
+    assert image.shape[0] == THUMB_HEIGHT >= 300
+
+
+# ------------------------------------------------------------------ paper outputs
+def test_every_figure_is_also_a_vector_file_with_a_caption(toy_report):
+    pngs = sorted((toy_report / "figures").glob("*.png"))
+    assert len(pngs) == 4 + 3  # DET, ROC, scores and speed of fvc (two runs); all-pairs has no speed chart
+    for png in pngs:
+        svg, pdf, tex = (png.with_suffix(s) for s in (".svg", ".pdf", ".tex"))
+        assert b"<svg" in svg.read_bytes()[:2000] and pdf.read_bytes()[:5] == b"%PDF-"
+        latex = tex.read_text()
+        assert f"\\includegraphics[width=\\linewidth]{{{png.stem}.pdf}}" in latex
+        assert "protocol" in latex and "dpi" in latex and "impostor comparisons" in latex
+    html = (toy_report / "report.html").read_text()
+    md = (toy_report / "report.md").read_text()
+    for text in (html, md):
+        assert "subject-level percentile bootstrap (Bolle, Ratha, Pankanti 2004), 200 replicates" in text
+        assert "protocol all-pairs, N = " in text and "dpi" in text
+    assert html.count("<figcaption>DET curves") == 2
+
+
+def test_rendering_a_figure_twice_gives_the_same_bytes(toy):
+    from bench.report import plots
+
+    run = load_run(toy["fvc"])
+    for fmt in plots.FIGURE_FORMATS:
+        a = plots.render(plots.det_figure([("a", run)], plots.colours(["a"]), "t"), fmt)
+        b = plots.render(plots.det_figure([("a", run)], plots.colours(["a"]), "t"), fmt)
+        assert a == b, fmt
+
+
+def test_every_table_is_csv_markdown_and_booktabs_latex_with_its_caption(toy_report, toy):
+    tables = sorted((toy_report / "tables").glob("*.tex"))
+    stems = {t.stem for t in tables}
+    assert {"toy-prints-fvc-accuracy", "toy-prints-fvc-thresholds", "toy-prints-fvc-speed",
+            "toy-prints-all-pairs-accuracy", "overview-eer"} <= stems
+    for tex in tables:
+        latex = tex.read_text()
+        for cmd in ("\\toprule", "\\midrule", "\\bottomrule", "\\caption{", f"\\label{{tab:{tex.stem}}}"):
+            assert cmd in latex, (tex.name, cmd)
+        assert "dpi" in latex and "protocol" in latex and "bootstrap" in latex
+        rows = pd.read_csv(tex.with_suffix(".csv"), dtype=str, keep_default_na=False)
+        body = latex.split("\\midrule")[1].split("\\bottomrule")[0].strip().splitlines()
+        assert len(body) == len(rows)
+        md = tex.with_suffix(".md").read_text()
+        assert md.startswith("Table: ") and md.count("\n| ") == len(rows) + 1
+    acc = (toy_report / "tables" / "toy-prints-all-pairs-accuracy.tex").read_text()
+    manifest = json.loads((toy["all_pairs"] / "manifest.json").read_text())
+    n_gen, n_imp = manifest["protocol"]["n_genuine"], manifest["protocol"]["n_impostor"]
+    assert f"N = {n_gen:,} genuine / {n_imp:,} impostor comparisons" in acc
+    assert "EER (\\%)" in acc  # escaped for LaTeX
+
+
+def test_latex_escaping():
+    from bench.report.tables import latex_escape
+
+    assert latex_escape("a_b & 5 % $x$ #1 {y} ~ ^ \\") == (
+        "a\\_b \\& 5 \\% \\$x\\$ \\#1 \\{y\\} \\textasciitilde{} \\textasciicircum{} \\textbackslash{}")
+    assert latex_escape("score >= t, FMR <= 1 %, a < b") == "score $\\geq$ t, FMR $\\leq$ 1 \\%, a $<$ b"
+
+
+def test_thresholds_table_gives_each_points_threshold_and_interval(toy_report, toy):
+    thr = pd.read_csv(toy_report / "thresholds.csv", keep_default_na=False, na_values=[""])
+    assert list(thr.columns[5:]) == ["operating_point", "accept", "threshold", "ci_low", "ci_high",
+                                     "n_replicates_used", "rate_fraction", "reason"]
+    run = thr[thr["run"].map(lambda r: Path(r).resolve()) == toy["all_pairs"].resolve()]
+    assert list(run["operating_point"]) == ["EER", "FMR100", "FMR1000", "FMR10000"]
+    acc = json.loads((toy["all_pairs"] / "metrics.json").read_text())["accuracy"]
+    eer = run.iloc[0]
+    assert eer["threshold"] == float(acc["eer_threshold"]) and eer["accept"] == ">="
+    assert eer["ci_low"] <= eer["ci_high"] and eer["n_replicates_used"] > 0
+    assert eer["rate_fraction"] == acc["eer"]
+    # the FVC run's 28 impostor comparisons cannot resolve FMR100: no threshold, with the reason
+    unres = thr[(thr["operating_point"] == "FMR100") & thr["threshold"].isna()]
+    assert len(unres) and unres["reason"].str.startswith("unresolvable").all()
+    html = (toy_report / "report.html").read_text()
+    assert "<h3>Thresholds</h3>" in html and "t at FMR1000" in html
+    md = (toy_report / "report.md").read_text()
+    assert "| algorithm | accept if score | t at EER | t at FMR100 |" in md
+    assert f"{eer['threshold']:.4g} \\[{eer['ci_low']:.4g}, {eer['ci_high']:.4g}\\]" in md
+
+
+def test_thresholds_of_a_distance_matcher_are_distances():
+    # a distance matcher: the similarity threshold is the negated distance; the table gives the
+    # distance, accepted when <=, and its interval in the same order
+    from types import SimpleNamespace
+
+    from bench.report.summary import thresholds as thresholds_of
+
+    boot = B.BootstrapResult({}, 10, 5, 0.95, 0, {"eer": B.Interval(-12.0, -8.0, 10), "fmr100": B.Interval(
+        None, None, 0, "x"), "fmr1000": B.Interval(None, None, 0, "x"), "fmr10000": B.Interval(None, None, 0, "x")})
+    ind = {k: {"value": 0.1 if k == "eer" else None, "reason": None if k == "eer" else "unresolvable: few"}
+           for k in ("eer", "fmr100", "fmr1000", "fmr10000")}
+    run = SimpleNamespace(higher_is_better=False, summary={"accuracy": {"eer_threshold": -10.0, "operating_points": {
+        k: {"threshold": None} for k in ("fmr100", "fmr1000", "fmr10000")}}})
+    t = thresholds_of(run, boot, ind)
+    assert t["eer"] == {"threshold": 10.0, "ci_low": 8.0, "ci_high": 12.0, "n_used": 10, "rate": 0.1,
+                        "accept": "<=", "reason": None}
+    assert t["fmr100"]["threshold"] is None and t["fmr100"]["reason"].startswith("unresolvable")
+
+
+def test_references_bib_cites_the_protocol_and_the_bootstrap(toy_report):
+    from bench import references
+
+    bib = (toy_report / "references.bib").read_text()
+    keys = list(references.entries(bib))
+    # the toy dataset and plugins declare no publication; the FVC protocol and the bootstrap do
+    assert keys == ["maio2002fvc2000", "cappelli2006performance", "bolle2004subsets"]
+    assert "% maio2002fvc2000: protocol fvc; protocol all-pairs" in bib
+    assert bib.count("{") == bib.count("}")
+
+
+def test_builtin_datasets_and_plugins_declare_their_references():
+    from bench import references
+    from bench.datasets import registry
+    from bench.plugins import registry as plugins
+
+    infos = registry.available()
+    assert "maio2002fvc2000" in references.entries(infos["fvc2000-db1-b"].bibtex)
+    assert "maio2002fvc2002" in references.entries(infos["fvc2002-db2-a"].bibtex)
+    assert {"maio2004fvc2004", "cappelli2006performance"} <= set(references.entries(infos["fvc2004-db3-b"].bibtex))
+    assert "fiumara2019sd302" in references.entries(infos["nist-sd302"].bibtex)
+    assert "shehu2018socofing" in references.entries(infos["socofing-real"].bibtex)
+    for kind, name, key in (("extractor", "mindtct", "watson2007nbis"), ("matcher", "bozorth3", "watson2007nbis"),
+                            ("matcher", "mcc", "cappelli2010mcc")):
+        cls = plugins.entry(kind, name).load()
+        assert key in references.entries(cls.bibtex), name
+
+
+def test_reference_entries_are_well_formed():
+    from bench import references
+
+    seen = set()
+    for name in dir(references):
+        text = getattr(references, name)
+        if not (isinstance(text, str) and text.startswith("@")):
+            continue
+        (key, entry), = references.entries(text).items()
+        assert key not in seen
+        seen.add(key)
+        assert entry.count("{") == entry.count("}"), key
+        for field in ("author", "title", "year"):
+            assert re.search(rf"^\s*{field}\s*=", entry, re.M), (key, field)
+        doi = re.search(r"doi\s*=\s*\{([^}]*)\}", entry)
+        assert doi is None or re.fullmatch(r"10\.\d{4,5}/\S+", doi.group(1)), key
+    assert {"maio2002fvc2000", "cappelli2006performance", "cappelli2010mcc", "watson2007nbis",
+            "bolle2004subsets"} <= seen
+
+
+# --------------------------------------------------------------------- visuals
+class _Scores:
+    """The part of a RunData that the DET figure reads."""
+
+    def __init__(self, gen, imp):
+        self.gen, self.imp = np.asarray(gen, float), np.asarray(imp, float)
+        self.genuine = np.r_[np.ones(self.gen.size, bool), np.zeros(self.imp.size, bool)]
+
+    def effective_scores(self):
+        return self.gen, self.imp
+
+
+def test_det_axes_reach_a_labelled_tick_below_a_good_systems_curve():
+    from bench.report import plots
+
+    rng = np.random.default_rng(0)
+    # all-pairs on a B set: 280 genuine, 2,880 impostor; EER about 0.3 %
+    good = _Scores(rng.normal(5.5, 1, 280), rng.normal(0, 1, 2880))
+    fig = plots.det_figure([("good", good)], plots.colours(["good"]), "DET")
+    ax = fig.axes[0]
+    xlabels = [t.get_text() for t in ax.get_xticklabels()]
+    ylabels = [t.get_text() for t in ax.get_yticklabels()]
+    assert "0.01" in xlabels and "0.1" in ylabels
+    assert ax.get_xlim()[0] == pytest.approx(norm.ppf(1e-4))
+    e = M.eer(good.gen, good.imp).eer
+    assert 1e-3 < e < 1e-2
+    # the EER marker sits above the lowest labelled tick, inside the axes
+    assert norm.ppf(e) > ax.get_ylim()[0] and norm.ppf(e) > ax.get_xlim()[0]
+    # FVC protocol on a B set: 45 impostor comparisons, the axis stops at 1 % (labelled)
+    fvc = _Scores(rng.normal(6, 1, 280), rng.normal(0, 1, 45))
+    ax = plots.det_figure([("fvc", fvc)], plots.colours(["fvc"]), "DET").axes[0]
+    assert ax.get_xlim()[0] == pytest.approx(norm.ppf(1e-2)) and ax.get_xticklabels()[0].get_text() == "1"
+
+
+def test_speed_chart_axes_read_distinct_ticks_and_no_negative_eer():
+    from bench.report import plots
+
+    labels = ["a", "b", "c", "d"]
+    points = [{"label": lab, "eer": e, "eer_low": 0.0, "eer_high": e + 0.01, "comparisons_per_s": c,
+               "extraction_ms": x} for lab, e, c, x in zip(labels, (0.002, 0.004, 0.02, 0.05),
+                                                          (900.0, 12000.0, 30000.0, 100.0), (33.2, 33.6, 34.1, 34.8))]
+    fig = plots.speed_figure(points, plots.colours(labels), "speed")
+    fig.canvas.draw()
+    ax_c, ax_x = fig.axes[:2]
+    for ax in (ax_c, ax_x):
+        lo, hi = ax.get_xlim()
+        shown = [t.get_text() for t in ax.get_xticklabels() if lo <= t.get_position()[0] <= hi and t.get_text()]
+        assert len(shown) >= 2 and len(set(shown)) == len(shown), shown
+        assert ax.get_ylim()[0] >= 0
+    assert ax_c.get_xscale() == "log" and ax_x.get_xscale() == "linear"
+
+
+def test_provenance_is_a_table_without_raw_dicts(toy_report):
+    html = (toy_report / "report.html").read_text()
+    prov = html.split("<h2>Provenance</h2>")[1]
+    assert "{'" not in prov and "tolerance = <code>17.0</code>" in prov
+    md = (toy_report / "report.md").read_text().split("## Provenance")[1]
+    assert "{'" not in md and "tolerance=17.0" in md
+
+
+def test_indicators_csv_names_its_units(toy_report):
+    ind = pd.read_csv(toy_report / "indicators.csv")
+    assert {"value_fraction", "ci_low_fraction", "ci_high_fraction"} <= set(ind.columns)
+    assert "value" not in ind.columns
+    eer = ind[ind["indicator"] == "EER"]["value_fraction"]
+    assert (eer.dropna() <= 1).all()
+
+
 def test_pareto_front():
     from bench.report.plots import pareto_front
 
@@ -522,6 +781,49 @@ def test_report_renders_in_headless_chromium(toy_report, tmp_path):
     assert img.shape == (2000, 1280)
     assert img.std() > 20  # not a blank page: text, tables and plots
     assert (img < 100).mean() > 0.01 and (img > 240).mean() > 0.3
+
+
+def _table_overflow(page: Path, width: int, tmp_path: Path) -> list[tuple[str, float, float]]:
+    """(class, scroll width, visible width) of every table box wider than its box, as headless
+    Chromium lays ``page`` out in a window ``width`` pixels wide (a copy of the page with a
+    measuring script; the report itself has none)."""
+    browser = _chromium()
+    if browser is None:
+        pytest.skip("no chromium found (install Debian's 'chromium' package, or set FINGERBENCH_CHROMIUM)")
+    script = ("<script>window.addEventListener('load', () => { const r = [];"
+              "document.querySelectorAll('table').forEach(t => { const box = t.parentElement;"
+              "r.push([t.className || box.className, Math.max(box.scrollWidth, t.scrollWidth),"
+              "Math.min(box.clientWidth, document.querySelector('main').clientWidth)]); });"
+              "document.body.setAttribute('data-tables', JSON.stringify(r)); });</script>")
+    copy = page.with_name("measured.html")
+    copy.write_text(page.read_text().replace("</body>", script + "</body>"))
+    cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--hide-scrollbars",
+           f"--user-data-dir={tmp_path / 'profile'}", f"--window-size={width},1600",
+           "--virtual-time-budget=3000", "--dump-dom", copy.resolve().as_uri()]
+    dom = subprocess.run(cmd, capture_output=True, text=True, timeout=120).stdout
+    copy.unlink()
+    m = re.search(r'data-tables="([^"]*)"', dom)
+    assert m, dom[-2000:]
+    tables = json.loads(m.group(1).replace("&quot;", '"'))
+    assert tables
+    return [(c, w, v) for c, w, v in tables if w > v + 1]
+
+
+def test_tables_fit_a_900_pixel_window_without_scrolling(toy_report, tmp_path):
+    assert _table_overflow(toy_report / "report.html", 900, tmp_path) == []
+
+
+def test_identification_table_fits_a_1400_pixel_window(tmp_path):
+    from bench.identification.report import write_identification_report
+    from bench.identification.runner import run_identification
+    from bench.engine.backends import LocalBackend
+    from test_identification import config, small_protocol, spec
+
+    p = small_protocol(probes=25)
+    out = tmp_path / "run"
+    run_identification(p, config(out, spec(tolerance=6.0), candidates=5), LocalBackend(jobs=1))
+    page = write_identification_report([out], tmp_path / "report")
+    assert _table_overflow(page, 1400, tmp_path) == []
 
 
 # ------------------------------------------------------------------------ real data

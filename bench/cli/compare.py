@@ -18,16 +18,21 @@ Gates (--fail-if METRIC:CHANGE, repeatable or comma-separated):
   comparisons_per_s:-10%  fail if comparisons/s fall by more than 10 % (and not within noise)
   extraction_ms:+20%      fail if the median extraction time rises by more than 20 %
   scores:changed          fail unless both runs have the same pairs and the same scores
+  time:+10%               pytest-benchmark files: fail if a benchmark's median time per round
+                          rises by more than 10 % (and not within noise)
   A '+' fails on increases, '-' on decreases, no sign on both. pp = percentage points
   (rates only); % = relative to the base value.
 Metrics: eer, fmr100, fmr1000, fmr10000, zero_fmr, zero_fnmr, rej_enroll, rej_match,
-  eer_star, extraction_ms, extraction_ms_p95, comparison_us, comparisons_per_s, template_bytes.
+  eer_star, extraction_ms, extraction_ms_p95, comparison_us, comparisons_per_s, template_bytes;
+  time for pytest-benchmark files (--benchmark-json with --benchmark-save-data; a folder of
+  such files is one side, its passes pooled: measure BASE and NEW alternately in one job).
 """
 
 EXAMPLES = [
     "fingerbench compare runs-main/ runs/",
     "fingerbench compare runs-main/ runs/ --fail-if eer:+0.5pp --fail-if comparisons_per_s:-10%",
     "fingerbench compare report-main/summary.json report/summary.json --json",
+    "fingerbench compare bench/base bench/new --fail-if time:+10%",
 ]
 
 
@@ -36,11 +41,14 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         "compare", help="compare a baseline with a new result; gate CI on the deltas",
         description="Compare BASE with NEW: per-metric deltas (accuracy and speed), whether the "
                     "scores are identical, and whether speed changes are within noise. Each side is a "
-                    "run directory, a folder of run directories, or a report's summary.json.",
+                    "run directory, a folder of run directories, or a report's summary.json; or both "
+                    "sides are pytest-benchmark JSON files (or folders of them).",
         epilog=epilog(EXAMPLES, notes=GATES),
     )
-    p.add_argument("base", type=Path, help="baseline: run directory, folder of runs, or summary.json")
-    p.add_argument("new", type=Path, help="new result: run directory, folder of runs, or summary.json")
+    p.add_argument("base", type=Path, help="baseline: run directory, folder of runs, summary.json, "
+                                           "or pytest-benchmark JSON file(s)")
+    p.add_argument("new", type=Path, help="new result: run directory, folder of runs, summary.json, "
+                                          "or pytest-benchmark JSON file(s)")
     p.add_argument("--fail-if", action="append", default=[], metavar="METRIC:CHANGE",
                    help="exit with status 1 when this change happens (see below)")
     p.add_argument("--json", action="store_true", help="machine-readable output")

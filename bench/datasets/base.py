@@ -37,6 +37,7 @@ class DatasetInfo:
     protocols: tuple[str, ...]
     default_subdir: str = ""  # where it lies below a --data-root
     notes: str = ""
+    bibtex: str = ""  # BibTeX of the publications to cite (bench.references), for reports
 
 
 @dataclass(frozen=True)

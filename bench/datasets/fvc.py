@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from bench import references
 from bench.datasets.base import Dataset, DatasetError, DatasetInfo, Problem, Sample
 from bench.datasets.imagecheck import check_level
 from bench.datasets.scan import describe_names, list_files, validated
@@ -38,6 +39,11 @@ _CITATIONS = {
     "Verification Competition\", Proc. ICBA 2004, LNCS 3072, pp. 1-7, 2004; R. Cappelli, D. Maio, "
     "D. Maltoni, J. L. Wayman, A. K. Jain, \"Performance Evaluation of Fingerprint Verification "
     "Systems\", IEEE Trans. PAMI 28(1):3-18, 2006.",
+}
+_BIBTEX = {
+    2000: references.FVC2000,
+    2002: references.FVC2002,
+    2004: references.FVC2004 + "\n" + references.FVC_PERFORMANCE,
 }
 _LICENCE = {
     "a": "Set A is not a free download: it is distributed with the book Handbook of Fingerprint "
@@ -99,6 +105,7 @@ def _info(spec: FvcSpec) -> DatasetInfo:
         impressions=IMPRESSIONS,
         licence=_LICENCE[spec.set],
         citation=_CITATIONS[spec.year],
+        bibtex=_BIBTEX[spec.year],
         url=_URLS[spec.year],
         protocols=("fvc", "all-pairs"),
         default_subdir=f"fvc{spec.year}/DB{spec.db}_{s}",

@@ -12,6 +12,7 @@ import re
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import references
 from bench.datasets.base import Dataset, DatasetError, DatasetInfo, Problem, Sample
 from bench.datasets.imagecheck import check_level
 from bench.datasets.scan import as_list, describe_names, is_image_name, list_files, validated
@@ -35,6 +36,7 @@ SD4_INFO = DatasetInfo(
     citation="C. I. Watson, C. L. Wilson, \"NIST Special Database 4: Fingerprint Database\", "
     "National Institute of Standards and Technology, 1992.",
     url="https://www.nist.gov/srd/nist-special-database-4",
+    bibtex=references.NIST_SD4,
     protocols=("f-vs-s", "all-pairs", "identification"),
     default_subdir="NISTSpecialDatabase4GrayScaleImagesofFIGS/sd04/png_txt",
     notes="2,000 fingers x 2 rolled impressions (f = first, s = second), 512x512 pixels at 500 dpi, "
@@ -125,6 +127,7 @@ SD302_INFO = DatasetInfo(
     citation="G. Fiumara, P. Flanagan, M. Schwarz, E. Tabassi, C. Boehnen, \"NIST Special Database 302: "
     "Nail to Nail Fingerprint Challenge\", NIST Technical Note 2007, 2019, doi:10.6028/NIST.TN.2007.",
     url="https://www.nist.gov/itl/iad/image-group/nist-special-database-302",
+    bibtex=references.NIST_SD302,
     protocols=("all-pairs", "identification"),
     default_subdir="sd302",
     notes="Exemplar images named SUBJECT_DEVICE[_RESOLUTION]_CAPTURE_FRGP.png; resolution taken from "

@@ -23,6 +23,7 @@ import re
 from pathlib import Path
 from typing import Callable
 
+from bench import references
 from bench.datasets.base import Dataset, DatasetError, DatasetInfo, Problem, Sample
 from bench.datasets.imagecheck import check_level
 from bench.datasets.scan import find_subdir, list_files, validated
@@ -66,6 +67,7 @@ def _info(level: str | None) -> DatasetInfo:
         impressions=1 if level is None else None,
         licence=LICENCE,
         citation=CITATION,
+        bibtex=references.SOCOFING,
         url=URL,
         protocols=() if level is None else ("socofing",),
         default_subdir="SOCOFing",

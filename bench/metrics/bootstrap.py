@@ -42,7 +42,7 @@ of replicates used is reported with it.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
@@ -50,11 +50,16 @@ from numpy.typing import ArrayLike
 
 from bench import metrics as M
 
-__all__ = ["INDICATORS", "Interval", "BootstrapResult", "replicate_weights", "subject_bootstrap"]
+__all__ = ["INDICATORS", "THRESHOLDS", "Interval", "BootstrapResult", "replicate_weights", "subject_bootstrap"]
 
 #: Indicators the bootstrap gives intervals for, in report order.
 INDICATORS = ("eer", "fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr",
               "rej_enroll", "rej_match", "eer_star")
+
+#: Operating points whose score threshold gets an interval, in report order: the EER's
+#: threshold and those of FMR100 / FMR1000 / FMR10000 (similarity thresholds, as the error
+#: curve's; a distance matcher's raw threshold is their negation).
+THRESHOLDS = ("eer", "fmr100", "fmr1000", "fmr10000")
 
 #: The FVC operating points, read from the error curve (see ``ErrorCurve.fvc_points``).
 _POINTS = ("fmr100", "fmr1000", "fmr10000", "zero_fmr", "zero_fnmr")
@@ -88,6 +93,8 @@ class BootstrapResult:
     n_subjects: int
     level: float
     seed: int
+    #: Interval of the score threshold (similarity) of each point of :data:`THRESHOLDS`.
+    thresholds: dict[str, Interval] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -97,6 +104,7 @@ class BootstrapResult:
             "level": self.level,
             "seed": self.seed,
             "intervals": {k: v.to_dict() for k, v in self.intervals.items()},
+            "thresholds": {k: v.to_dict() for k, v in self.thresholds.items()},
         }
 
 
@@ -110,13 +118,22 @@ def _eer(curve: M.ErrorCurve) -> float:
     return curve.eer().eer if curve.n_genuine and curve.n_impostor else math.nan
 
 
+def _finite_or_nan(t: float | None) -> float:
+    return t if t is not None and math.isfinite(t) else math.nan
+
+
 def curve_indicators(curve: M.ErrorCurve) -> dict[str, float]:
     """EER and the FVC operating points of one (weighted) error curve, by the rules of
-    :mod:`bench.metrics`; NaN where an indicator is undefined or unresolvable."""
+    :mod:`bench.metrics`, and the score thresholds where they are read (keys
+    ``threshold_eer``, ``threshold_fmr100``, ...; see :data:`THRESHOLDS`); NaN where an
+    indicator is undefined or unresolvable, or its threshold infinite."""
     if curve.n_genuine == 0 or curve.n_impostor == 0:
-        return {name: math.nan for name in ("eer", *_POINTS)}
-    out = {"eer": _eer(curve)}
-    out.update({name: _nan_if_none(op.value) for name, op in curve.fvc_points().items()})
+        return {name: math.nan for name in ("eer", *_POINTS, *(f"threshold_{t}" for t in THRESHOLDS))}
+    e = curve.eer()
+    points = curve.fvc_points()
+    out = {"eer": e.eer, "threshold_eer": _finite_or_nan(e.threshold)}
+    out.update({name: _nan_if_none(op.value) for name, op in points.items()})
+    out.update({f"threshold_{name}": _finite_or_nan(points[name].threshold) for name in THRESHOLDS[1:]})
     return out
 
 
@@ -226,7 +243,7 @@ def subject_bootstrap(
     rng = np.random.default_rng(seed)
     draws = rng.multinomial(n_subj, np.full(n_subj, 1.0 / n_subj), size=n_replicates)
     block = max(1, _BLOCK_ELEMENTS // max(n, 1))
-    values: dict[str, list[float]] = {k: [] for k in INDICATORS}
+    values: dict[str, list[float]] = {k: [] for k in (*INDICATORS, *(f"threshold_{t}" for t in THRESHOLDS))}
     for start in range(0, n_replicates, block):
         c = draws[start:start + block].astype(np.int64)
         w = replicate_weights(c, a, b)
@@ -244,20 +261,20 @@ def subject_bootstrap(
 
     point = _point_resolvability(sweep.curve(), ok, mask, have_enrol)
     alpha = (1 - level) / 2
-    intervals: dict[str, Interval] = {}
-    for name in INDICATORS:
-        reason = point.get(name)
+
+    def interval(v: list[float], reason: str | None) -> Interval:
         if reason is not None:
-            intervals[name] = Interval(None, None, 0, reason)
-            continue
-        v = np.asarray(values[name], dtype=np.float64)
-        v = v[np.isfinite(v)]
-        if v.size == 0:
-            intervals[name] = Interval(None, None, 0, "undefined in every bootstrap replicate")
-            continue
-        low, high = np.quantile(v, [alpha, 1 - alpha])
-        intervals[name] = Interval(float(low), float(high), int(v.size))
-    return BootstrapResult(intervals, n_replicates, n_subj, level, seed)
+            return Interval(None, None, 0, reason)
+        a = np.asarray(v, dtype=np.float64)
+        a = a[np.isfinite(a)]
+        if a.size == 0:
+            return Interval(None, None, 0, "undefined in every bootstrap replicate")
+        low, high = np.quantile(a, [alpha, 1 - alpha])
+        return Interval(float(low), float(high), int(a.size))
+
+    intervals = {name: interval(values[name], point.get(name)) for name in INDICATORS}
+    thresholds = {name: interval(values[f"threshold_{name}"], point.get(name)) for name in THRESHOLDS}
+    return BootstrapResult(intervals, n_replicates, n_subj, level, seed, thresholds)
 
 
 def _point_resolvability(curve: M.ErrorCurve, ok: np.ndarray, mask: np.ndarray,

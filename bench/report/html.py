@@ -13,7 +13,10 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.report.summary import INDICATOR_NAMES
-from bench.report.tables import RATE_INDICATORS, ci_text, n_text, num, pct, reason_notes, shared_n, value_text
+from bench.report.summary import THRESHOLD_NAMES
+from bench.report.tables import (
+    RATE_INDICATORS, ci_text, n_text, num, params_text, pct, reason_notes, shared_n, threshold_text, value_text,
+)
 
 CSS = """
 :root { --fg:#1d2330; --muted:#5b6475; --line:#dfe3ea; --bg:#ffffff; --soft:#f5f7fa; --accent:#0b5cad; }
@@ -34,7 +37,7 @@ th, td { border-bottom: 1px solid var(--line); padding: 5px 8px; text-align: rig
 table.matrix th, table.matrix td { padding: 4px 6px; }
 table.matrix th { white-space: normal; }
 table.matrix td.alg { white-space: nowrap; }
-th { background: var(--soft); font-weight: 600; white-space: nowrap; }
+th { background: var(--soft); font-weight: 600; }
 th:first-child, td:first-child { text-align: left; }
 td.alg { font-weight: 600; min-width: 150px; max-width: 260px; }
 .ci, .n { display: block; color: var(--muted); font-size: 11px; font-weight: 400; white-space: nowrap; }
@@ -50,10 +53,25 @@ summary { cursor: pointer; font-weight: 600; }
 .pairs { display: flex; flex-wrap: wrap; gap: 14px; margin: 8px 0 12px; }
 figure.pair { margin: 0; font-size: 12px; }
 figure.pair img { display: block; border: 1px solid var(--line); }
-figure.pair figcaption { color: var(--muted); max-width: 420px; }
+figure.pair figcaption { color: var(--muted); max-width: 640px; }
 code { font-size: 12px; background: var(--soft); padding: 1px 4px; border-radius: 3px; word-break: break-all; }
 .prov td, .prov th { text-align: left; font-size: 12px; }
 .prov code { word-break: normal; }
+.figs figure { margin: 0; max-width: 100%; }
+.figs figcaption, figure.pair figcaption { color: var(--muted); font-size: 12px; max-width: 560px; }
+.wide figure { width: 100%; max-width: 1010px; }
+figure.pair { max-width: 100%; }
+figure.pair img { max-width: 100%; height: auto; }
+td.alg, .prov td { overflow-wrap: anywhere; }
+/* Narrow windows: tables shrink (intervals and headers wrap) instead of scrolling sideways. */
+@media (max-width: 1100px) {
+  main { padding: 14px 12px 40px; }
+  table { font-size: 12px; }
+  th, td { padding: 4px 4px; }
+  th { white-space: normal; }
+  td.alg { min-width: 0; max-width: 140px; }
+  .ci, .n { white-space: normal; font-size: 10.5px; }
+}
 footer { margin-top: 40px; color: var(--muted); font-size: 12px; border-top: 1px solid var(--line); padding-top: 8px; }
 """
 
@@ -107,6 +125,28 @@ def indicator_table(summaries: Sequence[dict[str, Any]], labels: dict[str, str],
     return "<div class='scroll'><table><tr>" + "".join(head) + "</tr>" + "".join(rows) + "</table></div>"
 
 
+def thresholds_table(summaries: Sequence[dict[str, Any]], labels: dict[str, str], colour_map: dict) -> str:
+    """Score threshold at the EER and at FMR100/FMR1000/FMR10000, interval below each."""
+    head = ("<tr><th>algorithm</th><th>accept if</th>"
+            + "".join(f"<th>t at {escape(THRESHOLD_NAMES[k])}</th>" for k in THRESHOLD_NAMES) + "</tr>")
+    rows = []
+    for s in summaries:
+        lab = labels[s["run"]]
+        thr = s["accuracy_details"]["thresholds"]
+        cells = [f'<td class="alg">{_swatch(colour_map[lab][0])}{escape(lab)}</td>',
+                 f"<td>score {escape(next(iter(thr.values()))['accept'])} t</td>"]
+        for k in THRESHOLD_NAMES:
+            t = thr[k]
+            if t["threshold"] is None:
+                cells.append(f'<td><span class="unres" title="{escape(t.get("reason") or "", quote=True)}">'
+                             f"{escape(threshold_text(t))}</span></td>")
+                continue
+            ci = f'<span class="ci">[{t["ci_low"]:.4g}, {t["ci_high"]:.4g}]</span>' if t["ci_low"] is not None else ""
+            cells.append(f"<td>{t['threshold']:.4g}{ci}</td>")
+        rows.append("<tr>" + "".join(cells) + "</tr>")
+    return "<div class='scroll'><table>" + head + "".join(rows) + "</table></div>"
+
+
 def speed_table(summaries: Sequence[dict[str, Any]], labels: dict[str, str], colour_map: dict) -> str:
     head = ("<tr><th>algorithm</th><th>extraction ms<span class='n'>median</span></th>"
             "<th>extraction ms<span class='n'>p95</span></th><th>comparison µs<span class='n'>median</span></th>"
@@ -122,7 +162,7 @@ def speed_table(summaries: Sequence[dict[str, Any]], labels: dict[str, str], col
             f"<td>{num(sp['comparison_us']['median'], ',.0f')}</td><td>{num(sp['comparison_us']['p95'], ',.0f')}</td>"
             f"<td>{num(sp['comparisons_per_second_per_core'], ',.0f')}</td><td>{num(sp['template_bytes']['mean'], ',.0f')}</td>"
             f"<td>{num(sp['minutiae']['mean'], '.0f')}</td></tr>")
-    return "<table>" + head + "".join(rows) + "</table>"
+    return "<div class='scroll'><table>" + head + "".join(rows) + "</table></div>"
 
 
 def _column_name(name: str) -> str:
@@ -189,6 +229,15 @@ def _worst_html(worst: tuple, label: str) -> str:
     return "\n".join(parts)
 
 
+def _params_html(params: Any) -> str:
+    """Parameters as a small key/value list, not a raw dict."""
+    if not params:
+        return "<span class='sub'>defaults</span>"
+    if not isinstance(params, dict):
+        return f"<code>{escape(str(params))}</code>"
+    return "<br>".join(f"{escape(str(k))} = <code>{escape(str(v))}</code>" for k, v in sorted(params.items()))
+
+
 def _provenance_rows(groups: Sequence[dict[str, Any]], labels: dict[str, str]) -> str:
     rows = ["<tr><th>run</th><th>dataset</th><th>protocol</th><th>extractor</th><th>matcher</th>"
             "<th>machine</th><th>source</th></tr>"]
@@ -207,18 +256,18 @@ def _provenance_rows(groups: Sequence[dict[str, Any]], labels: dict[str, str]) -
                 f"<td>{escape(str(ds.get('name')))}<br>sha256 <code>{escape(str(ds.get('sha256'))[:16])}</code>"
                 f"<br>{escape(str(ds.get('n_samples')))} images, {escape(str(ds.get('dpi')))} dpi"
                 f"<br>{escape(str(ds.get('n_problems') or 0))} dataset problems</td>"
-                f"<td>{escape(str(pr.get('name')))} {escape(str(pr.get('params') or ''))}<br>"
+                f"<td>{escape(str(pr.get('name')))}<br>{_params_html(pr.get('params'))}<br>"
                 f"{escape(str(pr.get('n_genuine')))} genuine / {escape(str(pr.get('n_impostor')))} impostor<br>"
                 f"pairs sha256 <code>{escape(str(pr.get('pairs_sha256'))[:16])}</code></td>"
                 f"<td>{escape(str(p['extractor'].get('name')))} {escape(str(p['extractor'].get('version')))}<br>"
-                f"<code>{escape(str(p['extractor'].get('params')))}</code></td>"
+                f"{_params_html(p['extractor'].get('params'))}</td>"
                 f"<td>{escape(str(p['matcher'].get('name')))} {escape(str(p['matcher'].get('version')))}<br>"
-                f"<code>{escape(str(p['matcher'].get('params')))}</code></td>"
+                f"{_params_html(p['matcher'].get('params'))}</td>"
                 f"<td>{escape(str(mach.get('cpu', 'unknown')))}<br>{escape(str(mach.get('cores', '?')))} cores, "
                 f"{escape(str(mach.get('platform', '')))}<br>Python {escape(str(mach.get('python', '?')))}</td>"
                 f"<td>commit <code>{escape(commit[:12])}</code>{escape(dirty)}<br><span class='sub'>"
                 f"{escape(pkgs)}</span></td></tr>")
-    return "<table class='prov'>" + "".join(rows) + "</table>"
+    return "<div class='scroll'><table class='prov'>" + "".join(rows) + "</table></div>"
 
 
 METHOD = """
@@ -246,7 +295,15 @@ circle the Pareto-optimal algorithms, those that no other algorithm beats on bot
 
 
 def page(groups: Sequence[dict[str, Any]], labels: dict[str, str], colour_map: dict, notes: Sequence[str],
-         warnings: Sequence[str], overview: dict[str, Any], figures: dict[str, bytes], n_runs: int) -> str:
+         warnings: Sequence[str], overview: dict[str, Any], figures: dict[str, bytes], n_runs: int,
+         captions: dict[str, str] | None = None) -> str:
+    captions = captions or {}
+
+    def fig(key: str, alt: str, cls: str = "") -> str:
+        c = f" class='{cls}'" if cls else ""
+        cap = f"<figcaption>{escape(captions[key])}</figcaption>" if key in captions else ""
+        return f"<figure{c}>{_img(figures[key], alt)}{cap}</figure>"
+
     parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
              "<meta name='viewport' content='width=device-width, initial-scale=1'>",
              "<title>FingerBench report</title><style>", CSS, "</style></head><body><main>"]
@@ -275,22 +332,24 @@ def page(groups: Sequence[dict[str, Any]], labels: dict[str, str], colour_map: d
         reasons = reason_notes(ss, labels)
         if reasons:
             parts.append("<ul class='reasons'>" + "".join(f"<li>{escape(r)}</li>" for r in reasons) + "</ul>")
+        parts.append("<h3>Thresholds</h3><div class='sub'>The score threshold t where each operating point "
+                     "is read, in the matcher's own scale, with its 95 % subject-bootstrap interval below it.</div>")
+        parts.append(thresholds_table(ss, labels, colour_map))
         parts.append("<div class='figs'>")
         for name, alt in (("det", "DET curves"), ("roc", "ROC curves")):
             key = f"{g['id']}-{name}"
             if key in figures:
-                parts.append(_img(figures[key], f"{alt}, {g['title']}"))
+                parts.append(fig(key, f"{alt}, {g['title']}", "plot"))
         parts.append("</div>")
         parts.append("<h3>Speed</h3>")
         parts.append(speed_table(ss, labels, colour_map))
         key = f"{g['id']}-speed"
         if key in figures:
-            parts.append("<div class='figs wide'>" + _img(figures[key], f"accuracy against speed, {g['title']}")
-                         + "</div>")
+            parts.append("<div class='figs wide'>" + fig(key, f"accuracy against speed, {g['title']}") + "</div>")
         key = f"{g['id']}-scores"
         if key in figures:
             parts.append("<h3>Score distributions</h3><div class='figs wide'>"
-                         + _img(figures[key], f"score distributions, {g['title']}") + "</div>")
+                         + fig(key, f"score distributions, {g['title']}") + "</div>")
         worst = [(s, g["worst"].get(s["run"])) for s in ss if g["worst"].get(s["run"])]
         if worst:
             opened = " open" if n_runs <= 2 else ""
@@ -302,6 +361,8 @@ def page(groups: Sequence[dict[str, Any]], labels: dict[str, str], colour_map: d
     parts.append("<h2>Provenance</h2>")
     parts.append(_provenance_rows(groups, labels))
     parts.append("<footer>Made by FingerBench from the stored records of the runs; "
-                 "summary.json, indicators.csv and speed.csv hold the same numbers.</footer>")
+                 "summary.json, indicators.csv, thresholds.csv and speed.csv hold the same numbers; figures/ and "
+                 "tables/ hold every figure (PNG, SVG, PDF) and table (CSV, Markdown, LaTeX) with its caption, "
+                 "references.bib what to cite.</footer>")
     parts.append("</main></body></html>")
     return "\n".join(parts)

@@ -1,7 +1,9 @@
 """Figures of a report, computed from runs and drawn with matplotlib (Agg, lazily).
 
-Every function returns PNG bytes. Figures are built with :class:`matplotlib.figure.Figure`
-directly, not through pyplot, so no global state or GUI backend is involved.
+Every figure function returns a :class:`matplotlib.figure.Figure`; :func:`render` writes it
+as PNG (embedded in the HTML) or as a vector file (SVG, PDF) for papers. Figures are built
+with :class:`matplotlib.figure.Figure` directly, not through pyplot, so no global state or
+GUI backend is involved.
 Computing (curves, Pareto fronts) is separate from drawing, as in scikit-learn's displays.
 """
 
@@ -37,10 +39,27 @@ def _figure(width: float, height: float):
     return fig
 
 
-def _png(fig) -> bytes:
+#: The formats a report writes each figure in: PNG for the HTML page, SVG and PDF for papers.
+FIGURE_FORMATS = ("png", "svg", "pdf")
+# Metadata that would make two renderings of one figure differ (dates) or name the software.
+_METADATA = {"png": {"Software": None}, "svg": {"Date": None, "Creator": None},
+             "pdf": {"CreationDate": None, "Creator": None, "Producer": None}}
+
+
+def render(fig, fmt: str = "png") -> bytes:
+    """``fig`` as PNG, SVG or PDF bytes; the same figure gives the same bytes every time."""
+    import matplotlib
+
+    if fmt not in FIGURE_FORMATS:
+        raise ValueError(f"figure format {fmt!r}: one of {FIGURE_FORMATS}")
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=DPI, metadata={"Software": None})
+    with matplotlib.rc_context({"svg.hashsalt": "fingerbench", "svg.fonttype": "path", "pdf.fonttype": 42}):
+        fig.savefig(buf, format=fmt, dpi=DPI, metadata=_METADATA[fmt])
     return buf.getvalue()
+
+
+def _png(fig) -> bytes:
+    return render(fig, "png")
 
 
 def _style(ax) -> None:
@@ -61,6 +80,8 @@ def finish_axes(ax, xlabel: str, ylabel: str, title: str, legend_loc: str, legen
 
 # --------------------------------------------------------------------------- DET / ROC
 DET_TICKS = np.array([1e-5, 1e-4, 1e-3, 1e-2, 0.02, 0.05, 0.1, 0.2, 0.4, 0.6, 0.8, 0.95])
+#: The lowest rate a DET axis goes down to (0.01 % is the finest FVC operating point, FMR10000).
+DET_FLOOR = 1e-4
 
 
 def _tick_label(p: float) -> str:
@@ -68,11 +89,23 @@ def _tick_label(p: float) -> str:
     return f"{v:g}" if v >= 0.01 else f"{v:.0e}".replace("e-0", "e-")
 
 
+def _lower_limit(n: int) -> float:
+    """The lower end of a probit axis for rates with denominator ``n``: the tick at or below
+    half a step under the finest rate (1/n) the data can show, so that the lowest points and
+    an EER marker there sit above a labelled tick, never at an unlabelled edge; not below
+    :data:`DET_FLOOR` (0.01 %), where the data reach it."""
+    half = 0.5 / max(n, 1)
+    below = DET_TICKS[DET_TICKS <= half]
+    lo = float(below[-1]) if below.size else float(DET_TICKS[0])
+    return max(lo, min(DET_FLOOR, half))
+
+
 def det_axes_limits(entries: Sequence[tuple[str, RunData]]) -> tuple[float, float, float, float]:
-    """Probit-axis limits: half a step below the finest rate the data can show."""
+    """Probit-axis limits: from a labelled tick below the finest rate the data can show
+    (see :func:`_lower_limit`) to 95 %."""
     ni = max(int((~r.genuine).sum()) for _, r in entries)
     ng = max(int(r.genuine.sum()) for _, r in entries)
-    return 0.5 / max(ni, 1), 0.95, 0.5 / max(ng, 1), 0.95
+    return _lower_limit(ni), 0.95, _lower_limit(ng), 0.95
 
 
 def visible_points(fmr: np.ndarray, fnmr: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -112,12 +145,12 @@ def det_figure(entries: Sequence[tuple[str, RunData]], colour_map: dict[str, tup
         ax.plot(x, y, color=colour, lw=1.6, label=label)
         e = curve.eer()
         ax.plot(norm.ppf(np.clip(e.eer, x_lo, x_hi)), norm.ppf(np.clip(e.eer, y_lo, y_hi)),
-                marker=marker, color=colour, ms=6, mec="white", mew=0.8, zorder=5)
+                marker=marker, color=colour, ms=6, mec="white", mew=0.8, zorder=5, clip_on=False)
     probit_axes(ax, x_lo, x_hi, y_lo, y_hi)
     lo, hi = max(norm.ppf(x_lo), norm.ppf(y_lo)), min(norm.ppf(x_hi), norm.ppf(y_hi))
     ax.plot([lo, hi], [lo, hi], ls=":", color="#888888", lw=0.8)
     finish_axes(ax, "FMR (%)", "FNMR (%)", title, "upper right")
-    return _png(fig)
+    return fig
 
 
 def probit_axes(ax, x_lo: float, x_hi: float, y_lo: float, y_hi: float) -> None:
@@ -152,7 +185,7 @@ def roc_figure(entries: Sequence[tuple[str, RunData]], colour_map: dict[str, tup
     ax.set_xticks(ticks, [_tick_label(t) for t in ticks])
     ax.set_ylim(max(0.0, low_tmr - 0.05), 1.01)
     finish_axes(ax, "FMR (%, log scale; 0 drawn on the left edge)", "1 - FNMR", title, "lower right")
-    return _png(fig)
+    return fig
 
 
 # ------------------------------------------------------------------ score distributions
@@ -220,17 +253,33 @@ def scores_figure(entries: Sequence[tuple[str, RunData]]) -> bytes:
         ax.set_xlabel("threshold t", fontsize=8)
         _style(ax)
         ax.legend(fontsize=7, frameon=False, loc="center right")
-    return _png(fig)
+    return fig
 
 
 # ------------------------------------------------------------------- accuracy vs speed
-def _plain_log_ticks(axis) -> None:
-    """Log-axis ticks at 1, 2, 5 x 10^k written as plain numbers (not 2 x 10^1)."""
-    from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+def _plain_number(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.3g}"
 
-    axis.set_major_locator(LogLocator(base=10, subs=(1.0, 2.0, 5.0)))
-    axis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
-    axis.set_minor_formatter(NullFormatter())
+
+def speed_axis(ax, values: Sequence[float]) -> str:
+    """Scale and ticks of a speed axis: log when the values span a factor of 3 or more, with
+    ticks written as plain numbers at 1, 2, 5 x 10^k (at 10^k alone when the values span more
+    than two decades, so labels never run into each other); otherwise linear, with as many
+    digits as the tick step needs, so close values never read "33, 34, 34, 34, 35".
+    Returns the scale used ("log" or "linear")."""
+    from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
+
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    if v.size and v.max() / v.min() >= 3:
+        ax.set_xscale("log")
+        wide = np.log10(v.max() / v.min()) > 2
+        ax.xaxis.set_major_locator(LogLocator(base=10, subs=(1.0,) if wide else (1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda x, _: _plain_number(x)))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        return "log"
+    ax.xaxis.set_major_locator(MaxNLocator(nbins=5, steps=[1, 2, 2.5, 5, 10]))
+    ax.xaxis.get_major_formatter().set_useOffset(False)
+    return "linear"
 
 
 def pareto_front(cost: Sequence[float], error: Sequence[float]) -> list[int]:
@@ -255,8 +304,8 @@ def speed_figure(points: Sequence[dict[str, Any]], colour_map: dict[str, tuple[s
     """
     fig = _figure(9.2, 3.6)
     axes = fig.subplots(1, 2)
-    panels = (("comparisons_per_s", "comparisons / s / core (log scale, better to the right)", True),
-              ("extraction_ms", "extraction ms / image, median (log scale, better to the left)", False))
+    panels = (("comparisons_per_s", "comparisons / s / core ({scale}, better to the right)", True),
+              ("extraction_ms", "extraction ms / image, median ({scale}, better to the left)", False))
     for ax, (key, xlabel, higher_better) in zip(axes, panels):
         xs = [p.get(key) for p in points]
         es = [p.get("eer") for p in points]
@@ -277,14 +326,15 @@ def speed_figure(points: Sequence[dict[str, Any]], colour_map: dict[str, tuple[s
             ax.plot(fx, fy, color="#444444", lw=1, ls="--", zorder=0, label="Pareto front")
         for i in front:
             ax.plot([xs[i]], [100 * es[i]], marker="o", ms=13, mfc="none", mec="#444444", mew=1, zorder=0)
-        ax.set_xscale("log")
-        _plain_log_ticks(ax.xaxis)
-        ax.set_xlabel(xlabel, fontsize=8)
+        scale = speed_axis(ax, xs)
+        ax.set_xlabel(xlabel.format(scale="log scale" if scale == "log" else "linear scale"), fontsize=8)
         ax.set_ylabel("EER (%) with 95 % interval", fontsize=8)
         ax.margins(x=0.25, y=0.15)
+        ax.autoscale_view()
+        ax.set_ylim(bottom=max(0.0, ax.get_ylim()[0]))  # an error rate is never below 0 %
         _style(ax)
     handles, labels = axes[0].get_legend_handles_labels()
     if handles:
         axes[1].legend(handles, labels, fontsize=7, frameon=False, loc="best")
     fig.suptitle(title + " (circled: Pareto-optimal)", fontsize=10)
-    return _png(fig)
+    return fig

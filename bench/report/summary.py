@@ -110,11 +110,52 @@ def indicators(run: RunData, *, n_replicates: int = 1000, seed: int = 0,
                          n_impostor=star["n_impostor"], reason=star["reason"]),
     }
     extra = {"eer_interval": [acc["eer_low"], acc["eer_high"]],
+             "thresholds": thresholds(run, boot, result),
              "eer_star_interval": [star["eer_low"], star["eer_high"]],
              "rej_ngra": acc["rej_ngra"], "rej_nira": acc["rej_nira"],
              "n_enrol_failed_comparisons": acc["n_enrol_failed_comparisons"],
-             "auc": acc["auc"], "bootstrap": {k: v for k, v in boot.to_dict().items() if k != "intervals"}}
+             "auc": acc["auc"], "bootstrap": {k: v for k, v in boot.to_dict().items() if k not in ("intervals", "thresholds")}}
     return result, extra
+
+
+#: Display names of the operating points of the thresholds table, in report order.
+THRESHOLD_NAMES = {"eer": "EER", "fmr100": "FMR100", "fmr1000": "FMR1000", "fmr10000": "FMR10000"}
+
+
+def _threshold_value(t: Any) -> float | None:
+    """A stored threshold (float, "inf"/"-inf" or None) as a finite float, or None."""
+    if t is None:
+        return None
+    t = float(t)
+    return t if np.isfinite(t) else None
+
+
+def thresholds(run: RunData, boot: B.BootstrapResult, ind: dict[str, Indicator]) -> dict[str, dict[str, Any]]:
+    """The raw score threshold at the EER and at FMR100/FMR1000/FMR10000, with its bootstrap
+    interval (the threshold of each replicate's error curve, :data:`bench.metrics.bootstrap.THRESHOLDS`).
+
+    Values are in the matcher's own scale: a comparison is accepted when its score is
+    ``>= threshold`` (``<=`` for a distance matcher, ``accept`` says which). The point values
+    come from the run's summary; an unresolvable point has no threshold, with its reason.
+    """
+    acc = run.summary["accuracy"]
+    sign = 1.0 if run.higher_is_better else -1.0
+    stored = {"eer": acc.get("eer_threshold"),
+              **{k: acc["operating_points"][k].get("threshold") for k in THRESHOLD_NAMES if k != "eer"}}
+    out: dict[str, dict[str, Any]] = {}
+    for name in THRESHOLD_NAMES:
+        t = _threshold_value(stored[name]) if ind[name]["value"] is not None else None
+        iv = boot.thresholds.get(name)
+        low = high = None
+        if t is not None and iv is not None and iv.low is not None:
+            low, high = sorted((sign * iv.low, sign * iv.high))
+        reason = ind[name]["reason"] if ind[name]["value"] is None else (
+            None if t is not None else "the threshold is infinite (failures decide this point)")
+        out[name] = {"threshold": None if t is None else sign * t, "ci_low": low, "ci_high": high,
+                     "n_used": iv.n_used if iv is not None and low is not None else 0,
+                     "rate": ind[name]["value"], "accept": ">=" if run.higher_is_better else "<=",
+                     "reason": reason}
+    return out
 
 
 def provenance(run: RunData) -> dict[str, Any]:

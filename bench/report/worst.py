@@ -17,7 +17,8 @@ import numpy as np
 from bench.report.rundata import RunData
 from bench.template import TYPE_BIFURCATION, TYPE_ENDING, Template, TemplateError
 
-THUMB_HEIGHT = 170
+#: Height of each image of a worst-error pair, in pixels: large enough to tell the minutiae apart.
+THUMB_HEIGHT = 340
 # BGR colours of the minutia types: ending, bifurcation, other.
 _COLOURS = {TYPE_ENDING: (40, 40, 230), TYPE_BIFURCATION: (220, 120, 0)}
 _OTHER = (60, 170, 60)
@@ -80,9 +81,9 @@ def _draw(image: np.ndarray, tpl: Template | None) -> np.ndarray:
         colour = _COLOURS.get(int(t), _OTHER)
         px, py = float(x) * sx, float(y) * sy
         centre = (int(round(px)), int(round(py)))
-        tip = (int(round(px + 9 * np.cos(a))), int(round(py - 9 * np.sin(a))))  # ISO: y down, CCW
-        cv2.circle(out, centre, 3, colour, 1, cv2.LINE_AA)
-        cv2.line(out, centre, tip, colour, 1, cv2.LINE_AA)
+        tip = (int(round(px + 14 * np.cos(a))), int(round(py - 14 * np.sin(a))))  # ISO: y down, CCW
+        cv2.circle(out, centre, 5, colour, 2, cv2.LINE_AA)
+        cv2.line(out, centre, tip, colour, 2, cv2.LINE_AA)
     return out
 
 
@@ -103,7 +104,7 @@ def render(run: RunData, case: ErrorCase, have_cache: dict[str, bool]) -> None:
             have_cache[sample] = False
         panels.append(_draw(image, tpl))
     gap = np.full((THUMB_HEIGHT, 6, 3), 255, np.uint8)
-    ok, buf = cv2.imencode(".jpg", np.hstack([panels[0], gap, panels[1]]), [cv2.IMWRITE_JPEG_QUALITY, 80])
+    ok, buf = cv2.imencode(".jpg", np.hstack([panels[0], gap, panels[1]]), [cv2.IMWRITE_JPEG_QUALITY, 85])
     case.image = buf.tobytes() if ok else None
 
 

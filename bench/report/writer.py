@@ -5,9 +5,13 @@ Output folder::
     report.html       self-contained page (figures embedded; open it offline)
     report.md         the same tables in Markdown, figures linked from figures/
     summary.json      every number, with per-item timings (input of ``fingerbench compare``)
-    indicators.csv    one row per run and FVC indicator (value, interval, N, reason)
+    indicators.csv    one row per run and FVC indicator (value, interval, N, reason; fractions)
+    thresholds.csv    one row per run and operating point: score threshold and its interval
     speed.csv         one row per run
-    figures/*.png     the figures of report.md
+    references.bib    BibTeX of the datasets, protocols, algorithms and statistics used
+    figures/*.png     the figures of report.md; *.svg and *.pdf the same as vector files,
+                      *.tex a LaTeX figure with its caption
+    tables/*.csv|md|tex  each table of the report with its caption (LaTeX: booktabs)
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Sequence
 
-from bench.report import html, plots, tables, worst
+from bench.report import citations, html, plots, tables, worst
 from bench.report.output import ReportOutput
 from bench.report.rundata import RunData, load_run
 from bench.report.summary import summarise, summary_document
@@ -101,8 +105,10 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
     paths = list(OrderedDict((Path(r).resolve(), Path(r)) for r in runs).values())
     data = [load_run(p) for p in paths]
     out = Path(out)
-    files = ReportOutput(out, ("report.html", "report.md", "summary.json", "indicators.csv", "speed.csv"))
+    files = ReportOutput(out, ("report.html", "report.md", "summary.json", "indicators.csv", "speed.csv",
+                               "thresholds.csv", "references.bib"))
     (out / "figures").mkdir(parents=True, exist_ok=True)
+    (out / "tables").mkdir(parents=True, exist_ok=True)
     labels = display_labels(data)
     colour_map = plots.colours(list(labels.values()))
     notes = _group_notes(data)
@@ -123,6 +129,7 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
     several_protocols = len({d.protocol for d in data}) > 1
     groups: list[dict[str, Any]] = []
     figures: dict[str, bytes] = {}
+    captions: dict[str, str] = {}
     figure_files: dict[str, str] = {}
     used_ids: set[str] = set()
     for key in sorted(grouped, key=lambda k: (k[0], k[2], k[1], k[3])):
@@ -144,10 +151,15 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
                     f"{str(ds['sha256'])[:16]}")
         ss = [summaries[str(d.path)] for d in members]
         log.info("figures of %s", title)
+        group = {"id": gid, "title": title, "column": column, "subtitle": subtitle, "summaries": ss}
+        context = tables.caption_context(group)
         entries = [(labels[str(d.path)], d) for d in members]
-        figures[f"{gid}-det"] = plots.det_figure(entries, colour_map, f"DET: {title}")
-        figures[f"{gid}-roc"] = plots.roc_figure(entries, colour_map, f"ROC: {title}")
-        figures[f"{gid}-scores"] = plots.scores_figure(entries)
+        drawn = {"det": plots.det_figure(entries, colour_map, f"DET: {title}"),
+                 "roc": plots.roc_figure(entries, colour_map, f"ROC: {title}"),
+                 "scores": plots.scores_figure(entries)}
+        captions[f"{gid}-det"] = "DET curves (FNMR against FMR, normal-deviate axes), EER marked. " + context
+        captions[f"{gid}-roc"] = "ROC curves (1 - FNMR against FMR, log scale). " + context
+        captions[f"{gid}-scores"] = "Genuine and impostor score distributions, FMR(t) and FNMR(t). " + context
         points = []
         for d, s in zip(members, ss):
             e = s["indicators"]["eer"]
@@ -155,18 +167,27 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
                            "eer_high": e["ci_high"], "comparisons_per_s": s["speed"]["comparisons_per_second_per_core"],
                            "extraction_ms": s["speed"]["extraction_ms"]["median"]})
         if len(points) > 1:
-            figures[f"{gid}-speed"] = plots.speed_figure(points, colour_map, f"Accuracy against speed: {title}")
+            drawn["speed"] = plots.speed_figure(points, colour_map, f"Accuracy against speed: {title}")
+            captions[f"{gid}-speed"] = ("EER against comparisons per second per core and against median "
+                                        "extraction time, with intervals; circled: Pareto-optimal. " + context)
+        for name, fig in drawn.items():
+            key = f"{gid}-{name}"
+            for fmt in plots.FIGURE_FORMATS:
+                rendered = plots.render(fig, fmt)
+                files.path(f"figures/{key}.{fmt}").write_bytes(rendered)
+                if fmt == "png":
+                    figures[key] = rendered
+            files.path(f"figures/{key}.tex").write_text(tables.latex_figure(key, captions[key]), encoding="utf-8")
+            figure_files[key] = f"figures/{key}.png"
         worst_cases = {}
         if worst_k > 0:
             for d in members:
                 worst_cases[str(d.path)] = worst.worst_errors(d, worst_k)
-        groups.append({"id": gid, "title": title, "column": column, "subtitle": subtitle,
-                       "summaries": ss, "worst": worst_cases})
-
-    for name, png in figures.items():
-        path = files.path(f"figures/{name}.png")
-        path.write_bytes(png)
-        figure_files[name] = f"figures/{path.name}"
+        group["worst"] = worst_cases
+        group["tables"] = {t.name: t.write(files) for t in (
+            tables.accuracy_table(group, labels), tables.thresholds_table(group, labels),
+            tables.speed_paper_table(group, labels))}
+        groups.append(group)
 
     overview = {"labels": sorted({labels[str(d.path)] for d in data}),
                 "datasets": [g["column"] for g in groups],
@@ -174,10 +195,14 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
                 "mean": len(groups) > 1 and not several_protocols
                 and len({g["summaries"][0]["dataset"] for g in groups}) == len(groups),
                 "cells": {(labels[s["run"]], g["column"]): s for g in groups for s in g["summaries"]}}
-    page = html.page(groups, labels, colour_map, notes, warnings, overview, figures, len(data))
+    if groups:
+        tables.overview_paper_table(overview, groups).write(files)
+    files.path("references.bib").write_text(
+        citations.references_bib(data, bootstrap=n_replicates > 0), encoding="utf-8")
+    page = html.page(groups, labels, colour_map, notes, warnings, overview, figures, len(data), captions)
     html_path = out / "report.html"
     html_path.write_text(page, encoding="utf-8")
-    (out / "report.md").write_text(tables.markdown(groups, labels, notes + warnings, overview, figure_files),
+    (out / "report.md").write_text(tables.markdown(groups, labels, notes + warnings, overview, figure_files, captions),
                                    encoding="utf-8")
     doc = summary_document([summaries[str(d.path)] for d in data], notes=notes + warnings)
     (out / "summary.json").write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")

@@ -14,6 +14,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any, Callable
 
+from bench import references
 from bench.datasets.base import Dataset, DatasetError, DatasetInfo, Problem, Sample
 from bench.datasets.imagecheck import check_level
 from bench.datasets.scan import list_files, validated
@@ -59,6 +60,7 @@ INFO = DatasetInfo(
     impressions=None,
     licence="Generated locally by FingerBench from a seed; contains no third-party data; free to use and share.",
     citation=CITATION,
+    bibtex=references.SYNTHESIS,
     url="",
     protocols=("fvc", "all-pairs"),
     default_subdir="synthetic",

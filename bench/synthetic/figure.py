@@ -1,5 +1,6 @@
 """Side-by-side figure of synthetic impressions and real images, to judge the generator
-by eye (``docs/img/synthetic_vs_fvc2002db4.png`` is made with it)."""
+by eye (``docs/img/synthetic_vs_fvc2002db4.png`` is made with it, by ``python -m
+benchmarks.figures synthetic``)."""
 
 from __future__ import annotations
 

@@ -41,6 +41,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import scipy.sparse as sp
 
+from bench import references
 from bench.template import Template
 from extractors.mcc import compiled, consolidation, gpu
 from extractors.mcc.cylinders import CylinderParams, CylinderSet, build_cylinders, cell_offsets
@@ -140,6 +141,7 @@ class MccMatcher:
     """
 
     version = "1.1"
+    bibtex = references.MCC
     higher_is_better = True
     batched = True  # compare_many scores a whole gallery at once (bench.plugins.BatchMatcher)
     accepted_formats = ("minutiae",)

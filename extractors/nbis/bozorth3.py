@@ -8,6 +8,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from bench import references
 from bench.plugins import ComparisonFailed
 from bench.template import Template
 from extractors.nbis import _lib, native
@@ -42,6 +43,7 @@ class Bozorth3Matcher:
     """
 
     version = _lib.nbis_version()
+    bibtex = references.NBIS
     higher_is_better = True
     accepted_formats = (native.NATIVE_FORMAT, "minutiae")
 

@@ -8,6 +8,7 @@ from typing import Any
 import cv2
 import numpy as np
 
+from bench import references
 from bench.plugins import FailureToEnrol
 from bench.template import Template
 from extractors.nbis import _lib, native
@@ -41,6 +42,7 @@ class MindtctExtractor:
 
     template_format = native.NATIVE_FORMAT
     version = _lib.nbis_version()
+    bibtex = references.NBIS
 
     def __init__(self, min_quality: float = 0.0, compute_nfiq2: bool = False) -> None:
         self.min_quality = min_quality

@@ -2,7 +2,8 @@
 
 One module per subcommand in this package, each with ``add_parser(subparsers) ->
 ArgumentParser`` and ``run(args) -> int`` (the exit status); :data:`COMMANDS` lists them
-in the order ``--help`` shows them. Shared option groups and types: :mod:`.execution`,
+in the order ``--help`` shows them (a module is named after its command, except
+``import_scores``, the ``import`` command, as ``import`` is a Python keyword). Shared option groups and types: :mod:`.execution`,
 :mod:`.argtypes`, :mod:`.helpstyle`.
 """
 
@@ -17,7 +18,7 @@ from typing import Sequence
 
 from bench.cli.helpstyle import HelpFormatter
 
-COMMANDS = ("list", "check", "run", "metrics", "report", "compare", "interop", "synth", "identify")
+COMMANDS = ("list", "check", "run", "import_scores", "metrics", "report", "compare", "interop", "synth", "identify")
 
 log = logging.getLogger("fingerbench")
 
@@ -37,6 +38,7 @@ Examples:
   fingerbench run --dataset fvc2002-db1-b --data-root ~/data -e mindtct -m bozorth3
   fingerbench run --dataset folder --dataset-path ./prints --dataset-param dpi=500 \\
                   -e ./my_extractor.py:MyExtractor -m bozorth3
+  fingerbench import scores.csv -d fvc2002-db1-b --name sdk-x --higher-is-better
   fingerbench metrics runs/fvc2002-db1-b/fvc/mindtct+bozorth3
   fingerbench report runs/fvc2002-db1-b/*/* -o report
   fingerbench compare runs-main/ runs/ --fail-if eer:+0.5pp

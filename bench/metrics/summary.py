@@ -327,6 +327,8 @@ def evaluate_run(path: Path, write: bool = True, *,
         **enrolment_and_speed(run),
         "records_sha256": inputs,
     }
+    if isinstance(manifest.get("speed"), str):  # why a run has no timings (imported scores)
+        result["speed"]["note"] = manifest["speed"]
     result["sha256"] = summary_sha256(result)
     if write:
         write_json(run.metrics, result)

@@ -273,7 +273,7 @@ def read_matrix(path: Path, rows: str = "probe") -> ScoreFile:
         for col, text in zip(columns, row[1:]):
             if text == "" or col == name:
                 continue
-            value = _number(path, "line", line, text, f"score {col!r} (column {columns.index(col) + 2})")
+            value = _number(path, "line", line, text, f"column {columns.index(col) + 2} ({col}): score")
             p, r = (name, col) if rows == "probe" else (col, name)
             out.add(Comparison(p, r, value, text, line))
     if not names:
@@ -306,9 +306,10 @@ def read_scores(path: Path, fmt: str, *, columns: dict[str, str] | None = None,
     raise ScoreImportError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
-def guess_format(path: Path) -> str:
-    """``pairs`` for Parquet and CSV files with a header, ``bob4``/``bob5`` for whitespace-separated
-    lines of 4 or 5 fields, ``matrix`` for a CSV whose header does not name probe and reference."""
+def guess_format(path: Path, columns: dict[str, str] | None = None) -> str:
+    """``pairs`` for Parquet and for a CSV whose header names a pair table's column (or one
+    mapped by ``columns``), ``bob4``/``bob5`` for whitespace-separated lines of 4 or 5
+    fields, ``matrix`` for any other CSV."""
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
         return "pairs"
@@ -320,8 +321,8 @@ def guess_format(path: Path) -> str:
             if n in (4, 5):
                 return f"bob{n}"
             break
-        names = {c.lower() for c in row}
-        return "pairs" if {"probe", "reference"} <= names else "matrix"
+        known = {c.lower() for c in (*PAIR_COLUMNS, *(columns or {}).values())}
+        return "pairs" if known & {c.lower() for c in row} else "matrix"
     raise ScoreImportError(f"{path}: cannot tell its format; give --format ({', '.join(FORMATS)})")
 
 
@@ -482,7 +483,7 @@ def import_scores(s: ImportSettings) -> ImportResult:
     from bench.metrics.summary import evaluate_run
 
     path = Path(s.path)
-    fmt = s.format or guess_format(path)
+    fmt = s.format or guess_format(path, s.columns)
     sf = read_scores(path, fmt, columns=s.columns, matrix_rows=s.matrix_rows)
     protocol = s.protocol or ("fvc" if fmt == "matrix" else LISTED)
     info, registered = _dataset_info(s.dataset)

@@ -105,7 +105,7 @@ def run(args: argparse.Namespace) -> int:
             return 2
         columns[field.strip()] = name.strip()
     try:
-        fmt = args.format or guess_format(args.file) if args.file.is_file() else args.format
+        fmt = args.format or (guess_format(args.file, columns) if args.file.is_file() else None)
         protocol = args.protocol or ("fvc" if fmt == "matrix" else LISTED)
         out = args.run_dir or (args.out / _safe(args.dataset) / _safe(Path(protocol).stem if protocol.endswith(".csv")
                                                                        else protocol)

@@ -474,6 +474,24 @@ def _pairs(sf: ScoreFile, protocol: str, dataset, symmetric: bool):
     return pl, chosen
 
 
+def _check_complete(path: Path, info, subjects: dict[str, str]) -> None:
+    """A protocol built on the file's samples alone would silently shrink with a sample the file
+    never names: where the dataset's size is published, the file must name every sample."""
+    if not info.fingers or not info.impressions:
+        return
+    per_subject: dict[str, int] = {}
+    for subj in subjects.values():
+        per_subject[subj] = per_subject.get(subj, 0) + 1
+    short = sorted(f"{k} ({v})" for k, v in per_subject.items() if v != info.impressions)
+    if len(per_subject) != info.fingers or short:
+        raise ScoreImportError(
+            f"{path}: names {len(subjects)} samples of {len(per_subject)} fingers, but {info.name} has "
+            f"{info.fingers} fingers x {info.impressions} impressions"
+            + (f"; fingers without {info.impressions} impressions: {', '.join(short[:5])}" if short else "")
+            + "; a protocol built on the file's samples would leave pairs out (give --dataset-path to check "
+              "the names against the images)")
+
+
 def import_scores(s: ImportSettings) -> ImportResult:
     """Turn a score file into a run directory at ``s.out`` and compute its metrics.json."""
     from bench import provenance
@@ -549,6 +567,8 @@ def import_scores(s: ImportSettings) -> ImportResult:
     if images is not None:
         dataset = images
     else:
+        if protocol not in (LISTED, CELLS):
+            _check_complete(path, info, subjects)
         dataset = Dataset(info, Path("."), [Sample(n, subjects[n], impressions.get(n, 0), None, info.dpi)
                                             for n in names])
     try:

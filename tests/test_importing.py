@@ -274,6 +274,26 @@ def test_a_pair_the_matrix_lacks_is_named(tmp_path, kit_run, caplog):
     assert "lacks 1 of the" in caplog.text and "(first: 2_2 vs 2_1)" in caplog.text
 
 
+def test_a_sample_the_file_never_names_is_not_a_smaller_benchmark(tmp_path, caplog):
+    """FVC2002 DB1 B has 10 fingers x 8 impressions: a matrix without 105_8 must not give a
+    protocol of 79 images."""
+    names = [f"{f}_{i}" for f in range(101, 111) for i in range(1, 9) if (f, i) != (105, 8)]
+    m = pd.DataFrame(0.5, index=names, columns=names)
+    path = tmp_path / "m.csv"
+    m.to_csv(path)
+    assert _run(["import", path, "-d", "fvc2002-db1-b", "--name", "x", "--higher-is-better", "-p", "fvc",
+                 "--run-dir", tmp_path / "r"]) == 2
+    assert "names 79 samples of 10 fingers" in caplog.text and "105 (7)" in caplog.text
+
+
+def test_parquet_errors_name_the_row(tmp_path, caplog):
+    pytest.importorskip("pyarrow")
+    path = tmp_path / "s.parquet"
+    pd.DataFrame({"probe": ["101_2", "101_3"], "reference": ["101_1", "101_1"], "score": ["0.5", "n/a"]}).to_parquet(path)
+    assert _run(["import", path, "-d", "mine", "--name", "x", "--higher-is-better", "--run-dir", tmp_path / "r"]) == 2
+    assert f"{path}, row 2: score 'n/a' is not a finite number" in caplog.text
+
+
 def test_names_that_match_no_image_are_refused(tmp_path, kit_run, caplog):
     run, root = kit_run
     df = _scores(run)
@@ -349,3 +369,11 @@ def test_fvc2002_db1b_score_matrix_under_both_protocols(tmp_path, shared_data):
         mine, theirs = _accuracy(native[protocol]), acc
         for key in ("eer", "eer_low", "eer_high", "n_genuine", "n_impostor", "operating_points"):
             assert mine[key] == theirs[key], key
+    images = shared_data / "fvc2002" / "DB1_B"
+    if images.is_dir():  # the sample names checked against the images, whose digests are recorded
+        out = tmp_path / "imported-with-images"
+        assert _run(["import", path, "-d", "fvc2002-db1-b", "--dataset-path", images, "--name", "mcc-matrix",
+                     "--higher-is-better", "-p", "fvc", "--symmetric", "--run-dir", out, "-q"]) == 0
+        ds = json.loads((out / "manifest.json").read_text())["dataset"]
+        assert len(ds["files_sha256"]) == 80 and ds["subjects_from"] == "dataset images"
+        assert _accuracy(out) == _accuracy(tmp_path / "imported-fvc")

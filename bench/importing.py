@@ -638,10 +638,5 @@ def import_scores(s: ImportSettings) -> ImportResult:
     return ImportResult(Path(s.out), len(pl.pairs), len(sf.comparisons) - len(chosen), dict(metrics))
 
 
-def is_imported(manifest: dict[str, Any]) -> bool:
-    """Whether a run's manifest describes imported scores (no timings, speed unknown)."""
-    return (manifest.get("source") or {}).get("kind") == "imported scores"
-
-
 __all__ = ["FORMATS", "ImportSettings", "ImportResult", "ScoreImportError", "ScoreFile", "import_scores",
-           "read_scores", "guess_format", "is_imported"]
+           "read_scores", "guess_format"]

@@ -330,7 +330,10 @@ def guess_format(path: Path, columns: dict[str, str] | None = None) -> str:
 def subjects_from_naming(names: Iterable[str], pattern: str, origin: str) -> dict[str, tuple[str, int]]:
     """(subject, impression) of each name by ``pattern`` (groups ``subject`` and optional
     ``impression``); raises naming the first name it does not match."""
-    rx = re.compile(pattern)
+    try:
+        rx = re.compile(pattern)
+    except re.error as exc:
+        raise ScoreImportError(f"--naming {pattern!r}: not a regular expression ({exc})") from None
     if "subject" not in rx.groupindex:
         raise ScoreImportError(f"--naming {pattern!r}: needs a group named subject, e.g. {FVC_NAMING}")
     out = {}

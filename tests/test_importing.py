@@ -228,6 +228,23 @@ def test_naming_regex(tmp_path):
     assert _accuracy(out)["eer"] == 0.0
 
 
+def test_cells_and_a_pair_list_as_protocols(tmp_path, kit_run):
+    run, _ = kit_run
+    df = _scores(run)
+    path = tmp_path / "m.csv"
+    _matrix(df).to_csv(path)
+    assert _run(["import", path, "-d", "templates", "--name", "x", "--higher-is-better", "-p", "cells",
+                 "--run-dir", tmp_path / "cells", "-q"]) == 0
+    assert _accuracy(tmp_path / "cells") == _accuracy(run)
+    pairs = tmp_path / "few.csv"
+    df.iloc[::3][["probe", "reference"]].to_csv(pairs, index=False)
+    assert _run(["import", path, "-d", "templates", "--name", "x", "--higher-is-better", "-p", pairs,
+                 "--run-dir", tmp_path / "few", "-q"]) == 0
+    assert len(_scores(tmp_path / "few")) == len(df.iloc[::3])
+    m = json.loads((tmp_path / "few" / "manifest.json").read_text())
+    assert m["source"]["comparisons_in_file"] == len(df) and m["source"]["comparisons_used"] == len(df.iloc[::3])
+
+
 # -- bad files: a named error and exit status 2, never a smaller benchmark ------------------------
 BAD = [
     ("pairs", "probe,reference,similarity\n101_2,101_1,0.5\n", [], "no column 'score'"),
@@ -249,6 +266,7 @@ BAD = [
     ("matrix", ",101_1,101_1\n101_2,0.5,0.4\n", [], "the column '101_1' appears twice"),
     ("matrix", ",101_1,101_2\n101_2,0.5\n", [], "line 2: 2 cells where the first row has 3"),
     ("matrix", ",101_1,101_2\n101_2,0.5,\n", ["-p", "listed"], "a matrix has no list of pairs"),
+    ("pairs", "probe,reference,score\n101_2,101_1,0.5\n", ["-p", "cells"], "-p cells applies to a matrix"),
 ]
 
 
@@ -261,6 +279,14 @@ def test_bad_files_are_refused_with_the_file_and_line(tmp_path, caplog, kind, co
                  *extra]) == 2
     assert str(path) in caplog.text and words in caplog.text, caplog.text
     assert not (out / "manifest.json").exists()
+
+
+def test_a_bad_naming_is_a_usage_error(tmp_path, caplog):
+    path = tmp_path / "s.csv"
+    path.write_text("probe,reference,score\n101_2,101_1,0.5\n")
+    assert _run(["import", path, "-d", "mine", "--name", "x", "--higher-is-better", "--naming", "(?P<subject",
+                 "--run-dir", tmp_path / "r"]) == 2
+    assert "--naming '(?P<subject': not a regular expression" in caplog.text
 
 
 def test_a_pair_the_matrix_lacks_is_named(tmp_path, kit_run, caplog):

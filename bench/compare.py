@@ -394,7 +394,14 @@ def speed_change(x: np.ndarray, y: np.ndarray, *, statistic: str, alpha: float, 
     return {"p_value": p, "ci": ci, "within_noise": within, "n_base": int(x.size), "n_new": int(y.size)}
 
 
+def _speed_unknown(summary: dict[str, Any]) -> bool:
+    """Whether a run has no timings at all (imported scores: its speed is unknown, not zero)."""
+    return str((summary.get("speed") or {}).get("note", "")).startswith("unknown")
+
+
 def _short_reason(summary: dict[str, Any], name: str) -> str:
+    if METRICS[name].kind != "rate" and _speed_unknown(summary):
+        return "unknown (imported scores, no timings)"
     reason = (summary.get("indicators", {}).get(name) or {}).get("reason") or "not available"
     return reason.split(" (smallest")[0]
 
@@ -431,6 +438,9 @@ def check_gate(gate: Gate, row: dict[str, Any], identity: dict[str, Any]) -> dic
     if b is None and n is None:
         return {"passed": True, "skipped": True, "message": f"not checked: {row.get('note', 'no value')}"}
     if b is None or n is None:
+        if m.kind != "rate" and "unknown (imported scores" in row.get("note", ""):
+            return {"passed": True, "skipped": True,
+                    "message": f"not checked: speed {row['note']}"}
         return {"passed": n is not None, "skipped": False,
                 "message": f"{'BASE' if b is None else 'NEW'} has no value ({row.get('note', '')})"}
     if gate.unit == "pp":

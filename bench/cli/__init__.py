@@ -2,7 +2,8 @@
 
 One module per subcommand in this package, each with ``add_parser(subparsers) ->
 ArgumentParser`` and ``run(args) -> int`` (the exit status); :data:`COMMANDS` lists them
-in the order ``--help`` shows them. Shared option groups and types: :mod:`.execution`,
+in the order ``--help`` shows them. A module is named after its command, except where
+:data:`MODULES` says otherwise (``import`` is a Python keyword). Shared option groups and types: :mod:`.execution`,
 :mod:`.argtypes`, :mod:`.helpstyle`.
 """
 
@@ -17,7 +18,9 @@ from typing import Sequence
 
 from bench.cli.helpstyle import HelpFormatter
 
-COMMANDS = ("list", "check", "run", "metrics", "report", "compare", "interop", "synth", "identify")
+COMMANDS = ("list", "check", "run", "import", "metrics", "report", "compare", "interop", "synth", "identify")
+#: The module of a command whose name cannot be a module's.
+MODULES = {"import": "import_scores"}
 
 log = logging.getLogger("fingerbench")
 
@@ -37,6 +40,7 @@ Examples:
   fingerbench run --dataset fvc2002-db1-b --data-root ~/data -e mindtct -m bozorth3
   fingerbench run --dataset folder --dataset-path ./prints --dataset-param dpi=500 \\
                   -e ./my_extractor.py:MyExtractor -m bozorth3
+  fingerbench import scores.csv -d fvc2002-db1-b --name sdk-x --higher-is-better
   fingerbench metrics runs/fvc2002-db1-b/fvc/mindtct+bozorth3
   fingerbench report runs/fvc2002-db1-b/*/* -o report
   fingerbench compare runs-main/ runs/ --fail-if eer:+0.5pp
@@ -57,7 +61,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     handlers = {}
     for name in COMMANDS:
-        module = importlib.import_module(f"bench.cli.{name}")
+        module = importlib.import_module(f"bench.cli.{MODULES.get(name, name)}")
         p = module.add_parser(sub)
         p.formatter_class = HelpFormatter  # one help style for every command
         p.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")

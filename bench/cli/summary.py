@@ -20,11 +20,14 @@ def format_summary(m: dict[str, Any]) -> str:
 
     ext_ms = sp["extraction_ms"].get("median")
     cps = sp.get("comparisons_per_second_per_core")
+    if ext_ms is None and cps is None and str(sp.get("note", "")).startswith("unknown"):
+        speed = "speed unknown (no timings: imported scores)"
+    else:
+        speed = (f"extraction {'n/a' if ext_ms is None else f'{ext_ms:.1f} ms'} median, "
+                 f"{'n/a' if cps is None else f'{cps:,.0f}'} comparisons/s/core")
     return (
         f"EER {_pct(acc['eer'])} [{_pct(acc['eer_low'])}, {_pct(acc['eer_high'])}] "
         f"FMR100 {point('fmr100')} FMR1000 {point('fmr1000')} ZeroFMR {point('zero_fmr')} "
         f"(genuine {acc['n_genuine']}, impostor {acc['n_impostor']}, "
-        f"REJ_ENROLL {m['enrolment']['rej_enroll']}); "
-        f"extraction {'n/a' if ext_ms is None else f'{ext_ms:.1f} ms'} median, "
-        f"{'n/a' if cps is None else f'{cps:,.0f}'} comparisons/s/core"
+        f"REJ_ENROLL {m['enrolment']['rej_enroll']}); {speed}"
     )

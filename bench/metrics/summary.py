@@ -308,6 +308,10 @@ def evaluate_run(path: Path, write: bool = True, *,
     run = RunDir(Path(path))
     run.check_complete()
     manifest = run.read_manifest()
+    for part in ("dataset", "protocol", "extractor", "matcher"):
+        if not isinstance(manifest.get(part), dict) or "name" not in manifest[part]:
+            raise RunDirError(f"{run.manifest}: '{part}.name' is missing (the manifest is incomplete or was "
+                              f"edited by hand)")
     inputs = records_sha256(run)
     df = load_scores(run)
     higher = bool(manifest.get("matcher", {}).get("higher_is_better", True))
@@ -327,6 +331,8 @@ def evaluate_run(path: Path, write: bool = True, *,
         **enrolment_and_speed(run),
         "records_sha256": inputs,
     }
+    if isinstance(manifest.get("speed"), str):  # why a run has no timings (imported scores)
+        result["speed"]["note"] = manifest["speed"]
     result["sha256"] = summary_sha256(result)
     if write:
         write_json(run.metrics, result)

@@ -12,7 +12,6 @@ inputs give the same tables apart from the timing column.
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import sys
 import time
@@ -32,8 +31,8 @@ from bench.plugins import accepts
 from bench.plugins.loading import PluginSpec, describe_plugins
 from bench.protocols import PairList
 from bench.store import (
-    EXTRACTION_FIELDS, SCORE_FIELDS, VERIFICATION, CsvLog, RunDir, RunDirError, claim, manifest_header, rewrite_log,
-    write_json,
+    EXTRACTION_FIELDS, SCORE_FIELDS, VERIFICATION, CsvLog, RunDir, RunDirError, claim, identity_digest, manifest_header,
+    rewrite_log, stable_json, write_json,
 )
 
 log = logging.getLogger(__name__)
@@ -64,10 +63,6 @@ class RunSummary:
     n_compared: int
     seconds: float
     metrics: dict[str, Any]
-
-
-def _stable_json(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend: Backend | None = None) -> RunSummary:
@@ -117,7 +112,7 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
         old = run.read_manifest()
         old_identity = {k: old.get(k) for k in identity}
         old_identity["dataset"] = {k: (old.get("dataset") or {}).get(k) for k in ("name", "params", "sha256")}
-        if _stable_json(old_identity) != _stable_json(identity):
+        if stable_json(old_identity) != stable_json(identity):
             raise RunDirError(
                 f"{run.path} holds a run of another configuration (dataset, protocol or plugins differ); "
                 f"choose another --out or pass --force to overwrite it"
@@ -158,7 +153,7 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
     # ---------------------------------------------------------------- comparison
     score_log = CsvLog(run.scores, SCORE_FIELDS)
     t_cmp = time.perf_counter()
-    run_key = hashlib.sha256(_stable_json(identity).encode()).hexdigest()
+    run_key = identity_digest(identity)
     n_todo = compare_pairs(pairs, samples, digests, extraction, config.matcher, mat_desc, backend, score_log,
                            key=run_key, timeout=config.compare_timeout, chunk_size=config.chunk_size,
                            retry_failed=config.retry_failed, show_progress=config.progress)

@@ -5,6 +5,7 @@ input. The Dask backend has its own file (test_identification_dask.py)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import shutil
 import signal
@@ -23,7 +24,8 @@ from bench.identification import synthetic as syn
 from bench.engine.backends import BackendError, LocalBackend
 from bench.identification.results import mate_ranks, merge_top, read_table
 from bench.store import RunDirError
-from bench.identification.runner import IdentificationConfig, evaluate_run, run_identification
+from bench.identification.runner import IdentificationConfig, run_identification
+from bench.metrics.summary import evaluate_run
 from bench.identification.sources import MissingTemplatesError, TemplateSources
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.protocols import ProtocolError
@@ -563,7 +565,7 @@ def test_cli_identify_export_run_and_errors(tmp_path):
     assert main(["identify", "--protocol", str(csv_path), "-m", f"{matchers_file()}:GridMatcher", "-L", "3", "-j", "1",
                  "--out", str(tmp_path / "run")]) == 0
     assert (tmp_path / "run" / "candidates.parquet").exists()
-    assert main(["identify", "--evaluate", str(tmp_path / "run")]) == 0
+    assert main(["metrics", str(tmp_path / "run")]) == 0
     bad = tmp_path / "bad.csv"
     bad.write_text(csv_path.read_text() + "probe,ghost_2,ghost,0\n")
     assert main(["identify", "--protocol", str(bad), "-m", f"{matchers_file()}:GridMatcher", "--out", str(tmp_path / "b")]) == 2
@@ -696,3 +698,39 @@ def test_cli_identify_names_its_folder_extractor_plus_matcher(tmp_path, monkeypa
                  "-m", f"{matchers_file()}:GridMatcher", "-L", "2", "-j", "1"]) == 0
     runs = [p.name for p in (tmp_path / "runs" / "identify").glob("*/*")]
     assert runs == ["ToyExtractor+GridMatcher"]
+
+
+def test_the_summary_is_written_once_and_read_by_the_report(tmp_path, caplog):
+    """metrics.json is the one summary of a 1:N run: its speed is derived from the records,
+    the report uses it as stored, and recomputes it (with a warning) when it is stale or edited."""
+    import pandas as pd
+
+    from bench.cli import main
+    from bench.identification.report import load_id_run
+    from bench.metrics.summary import load_identification_summary
+
+    p = small_protocol(subjects=10, probes=4)
+    run = tmp_path / "run"
+    run_identification(p, config(run, spec(), shard_size=10, probe_batch=2), LocalBackend(jobs=1))
+    stored = json.loads((run / "metrics.json").read_text())
+    searches = pd.read_parquet(run / "searches.parquet")
+    units = pd.read_csv(run / "units.csv")
+    wall = searches.loc[searches["enrolled"], "search_seconds"].to_numpy()
+    sp = stored["speed"]
+    assert sp["median_search_seconds"] == pytest.approx(float(np.median(wall)))
+    assert sp["comparisons_per_second_per_core"] == pytest.approx(units["comparisons"].sum()
+                                                                  / units["matcher_seconds"].sum())
+    assert units["comparisons"].sum() == 4 * 20
+    assert load_id_run(run).metrics == stored and load_identification_summary(run) == (stored, [])
+    edited = dict(stored, n_mated=stored["n_mated"] + 1)
+    (run / "metrics.json").write_text(json.dumps(edited))
+    summary, warnings = load_identification_summary(run)
+    assert summary == stored and "does not match its digest" in warnings[0]
+    with caplog.at_level(logging.WARNING):
+        assert load_id_run(run).metrics == stored
+    assert "does not match its digest" in caplog.text
+    # `fingerbench metrics` recomputes the summary of either kind of run
+    assert main(["metrics", str(run)]) == 0
+    assert json.loads((run / "metrics.json").read_text()) == stored
+    units.iloc[:1].to_csv(run / "units.csv", index=False)  # units dropped: the stored speed is stale
+    assert "the records changed" in load_identification_summary(run)[1][0]

@@ -26,8 +26,8 @@ EXAMPLES = [
     "# export the protocol, edit it, run it",
     "fingerbench identify --gallery-size 1000 --probes 30 --export-protocol p.csv",
     "fingerbench identify --protocol p.csv -m mcc",
-    "# recompute metrics.json from the stored tables",
-    "fingerbench identify --evaluate runs/identify/synthetic-g1000x1-p30-m0.33-s0/mcc",
+    "# recompute metrics.json from the stored tables (the same command as for 1:1 runs)",
+    "fingerbench metrics runs/identify/synthetic-g1000x1-p30-m0.33-s0/mcc",
 ]
 
 
@@ -95,7 +95,6 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     out.add_argument("--out", "-o", type=Path, default=None,
                      help="run directory (default: runs/identify/PROTOCOL/[EXTRACTOR+]MATCHER)")
     out.add_argument("--force", action="store_true", help="recompute everything, ignoring stored results")
-    out.add_argument("--evaluate", type=Path, metavar="RUN_DIR", help="only recompute metrics.json of a run")
     out.add_argument("--json", action="store_true", help="print metrics and timing as JSON")
     return p
 
@@ -110,15 +109,12 @@ def run(args: argparse.Namespace) -> int:
     from bench.identification import protocol as proto
     from bench.identification import synthetic as syn
     from bench.engine.backends import BackendError
-    from bench.identification.runner import IdentificationConfig, evaluate_run, format_summary, run_identification
+    from bench.cli.summary import format_summary
+    from bench.identification.runner import IdentificationConfig, run_identification
     from bench.identification.sources import TemplateSources
     from bench.plugins.loading import PluginSpec
     from bench.store.template_cache import default_cache_dir
 
-    if args.evaluate:
-        metrics = evaluate_run(args.evaluate)
-        print(json.dumps(metrics, indent=2) if args.json else f"{args.evaluate}: {format_summary(metrics)}")
-        return 0
     dataset = None
     if args.dataset:
         dataset = datasets.open_dataset(args.dataset, root=args.dataset_path, data_root=args.data_root,

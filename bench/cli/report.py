@@ -41,29 +41,18 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _is_identification(run: Path) -> bool:
-    import json
-
-    from bench.store import IDENTIFICATION
-
-    try:
-        return json.loads((Path(run) / "manifest.json").read_text()).get("kind") == IDENTIFICATION
-    except (OSError, ValueError):
-        return False  # the verification report names what is wrong with the folder
-
-
 def run(args: argparse.Namespace) -> int:
     from bench.identification.report import write_identification_report
     from bench.report import write_report
-    from bench.store import RunDirError
+    from bench.store import RunDirError, is_identification_run
 
     out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("report"))
-    kinds = {_is_identification(r) for r in args.runs}
+    kinds = {is_identification_run(r) for r in args.runs}
     try:
         if kinds == {True}:
             path = write_identification_report(args.runs, out)
         elif len(kinds) > 1:
-            ids = [str(r) for r in args.runs if _is_identification(r)]
+            ids = [str(r) for r in args.runs if is_identification_run(r)]
             raise RunDirError(f"identification (1:N) runs ({', '.join(ids)}) and verification (1:1) runs cannot "
                               f"share a report: report them separately")
         else:

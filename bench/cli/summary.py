@@ -9,7 +9,11 @@ def _pct(x: Any) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
-def format_summary(m: dict[str, Any]) -> str:
+def format_summary(m: dict[str, Any], timing: dict[str, Any] | None = None) -> str:
+    """One line for a run's summary (either kind); ``timing``: an identification run's
+    session measurements (timing.json), for its throughput."""
+    if "n_searches" in m:
+        return _identification_line(m, timing)
     acc = m["accuracy"]
     sp = m["speed"]
     op = acc["operating_points"]
@@ -31,3 +35,26 @@ def format_summary(m: dict[str, Any]) -> str:
         f"(genuine {acc['n_genuine']}, impostor {acc['n_impostor']}, "
         f"REJ_ENROLL {m['enrolment']['rej_enroll']}); {speed}"
     )
+
+
+def _identification_line(m: dict[str, Any], timing: dict[str, Any] | None) -> str:
+    """Rank-1, FNIR at FPIR = 1 %, penetration, speed."""
+    parts = [f"{m['n_searches']} searches ({m['n_mated']} mated) against {m['gallery_templates']} templates"]
+    r1 = m["rank_identification_rate"].get("1")
+    if r1 is not None:
+        parts.append(f"rank-1 {100 * r1:.2f}%")
+    op = m["fnir_at_fpir"].get("rank1", {}).get("0.01")
+    if op:
+        parts.append(f"FNIR@FPIR=1% {'unresolvable' if op['fnir'] is None else _pct(op['fnir'])}")
+    if m.get("penetration_rate") is not None:
+        parts.append(f"penetration {100 * m['penetration_rate']:.1f}%")
+    sp = m.get("speed") or {}
+    if sp.get("median_search_seconds") is not None:
+        parts.append(f"search {sp['median_search_seconds']:.3g} s median (1 thread; "
+                     f"{sp['median_search_cpu_seconds']:.3g} s CPU)")
+    if sp.get("comparisons_per_second_per_core"):
+        parts.append(f"{sp['comparisons_per_second_per_core']:.0f} comparisons/s/core")
+    thr = (timing or {}).get("throughput", {})
+    if thr.get("searches_per_second"):
+        parts.append(f"{thr['searches_per_second']:.3g} searches/s on {thr['slots']} workers")
+    return "; ".join(parts)

@@ -27,8 +27,6 @@ _EXPORTS = {
     "IdentificationProtocol": "bench.identification.protocol",
     "IdentificationConfig": "bench.identification.runner",
     "IdentificationSummary": "bench.identification.runner",
-    "evaluate_run": "bench.identification.runner",
-    "format_summary": "bench.identification.runner",
     "run_identification": "bench.identification.runner",
     "MissingTemplatesError": "bench.identification.sources",
     "TemplateSources": "bench.identification.sources",

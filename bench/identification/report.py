@@ -5,21 +5,24 @@ Output folder::
 
     report.html     self-contained page (figures embedded; no scripts, nothing fetched)
     report.md       the same tables in Markdown, figures linked from figures/
-    summary.json    per run: metrics (recomputed from searches.*), timing, provenance
+    summary.json    per run: the run's summary (metrics.json, checked against searches.*), timing,
+                    provenance
     cmc.csv         run, rank, identification rate (rank 1 .. L)
     det.csv         run, list length L (1 and the run's L), threshold, FPIR, FNIR
     figures/*.png   the figures of report.md
 
 Runs are grouped by protocol (its SHA-256): curves of different protocols are never
-overlaid. Every number comes from ``searches.*`` through the same functions as
-``metrics.json`` (:mod:`bench.metrics.identification`), so a report can be made on any
-machine from the run directories alone.
+overlaid. The numbers are the run's summary (``metrics.json``, :mod:`bench.metrics.summary`),
+used when its digests match the records and computed again from ``searches.*`` otherwise; the
+curves come from ``searches.*`` through :mod:`bench.metrics.identification`, so a report can
+be made on any machine from the run directories alone.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import logging
 import time
 from dataclasses import dataclass
 from html import escape
@@ -32,6 +35,8 @@ from bench.identification import results as res
 from bench.report.output import ReportOutput
 from bench.metrics.identification import IdentificationCurve, identification_curve
 from bench.store import IDENTIFICATION, RunDirError, check_manifest, read_json, write_json
+
+log = logging.getLogger(__name__)
 
 FPIR_SHOWN = ("0.01", "0.1")
 
@@ -70,8 +75,10 @@ class IdRun:
 
 
 def load_id_run(path: Path) -> IdRun:
-    """Read a finished identification run; :class:`RunDirError` names what is wrong."""
-    from bench.identification.runner import metrics_from_searches
+    """Read a finished identification run: its summary as ``metrics.json`` holds it (computed
+    again, with a warning, when missing, stale or edited) and the per-search arrays the curves
+    come from; :class:`RunDirError` names what is wrong."""
+    from bench.metrics.summary import load_identification_summary, search_arrays
 
     path = Path(path)
     mp = path / "manifest.json"
@@ -82,8 +89,10 @@ def load_id_run(path: Path) -> IdRun:
     if manifest.get("status") != "complete":
         raise RunDirError(f"{path}: the run has not finished (status {manifest.get('status')!r}); "
                           f"run the same command again to finish it")
-    table = res.read_table(path / "searches")
-    metrics, arrays = metrics_from_searches(manifest, table)
+    metrics, warnings = load_identification_summary(path)
+    for w in warnings:
+        log.warning("%s", w)
+    arrays = search_arrays(manifest, res.read_table(path / "searches"))
     timing = read_json(path / "timing.json") if (path / "timing.json").is_file() else {}
     return IdRun(path, manifest, metrics, timing, *arrays)
 
@@ -191,7 +200,7 @@ def _fnir_text(op: dict[str, Any] | None) -> tuple[str, str]:
 def summarise(run: IdRun, label: str) -> dict[str, Any]:
     """The row of one run: accuracy, speed, memory, provenance."""
     m, t = run.metrics, run.timing
-    lat, thr, mem = t.get("latency") or {}, t.get("throughput") or {}, t.get("memory") or {}
+    lat, thr, mem = m.get("speed") or {}, t.get("throughput") or {}, t.get("memory") or {}
     L = run.candidates
     ranks = {k: m["rank_identification_rate"].get(k) for k in ("1", "10", str(L))}
     fnir = {f"rank{r}@{f}": (m["fnir_at_fpir"].get(f"rank{r}") or {}).get(f) for r in (1, L) for f in FPIR_SHOWN}

@@ -23,8 +23,6 @@ that were in flight.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import sys
 import time
@@ -39,7 +37,7 @@ from bench.plugins import matcher_hooks
 from bench.identification import results as res
 from bench.engine.backends import Backend, LocalBackend
 from bench.engine.isolation import Task
-from bench.metrics.identification import DEFAULT_FPIR_TARGETS, compute_identification_metrics
+from bench.metrics.identification import DEFAULT_FPIR_TARGETS
 from bench.identification.protocol import IdentificationProtocol
 from bench.identification.search import SearchContext, SearchJob, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
@@ -47,7 +45,11 @@ from bench.identification.store import STATUS_OK, TemplateStore
 from bench.progress import progress
 from bench.protocols import ProtocolError
 from bench.plugins.loading import PluginSpec, describe_plugins
-from bench.store import IDENTIFICATION, RunDirError, check_manifest, claim, manifest_header, read_json, write_json
+from bench.metrics.summary import evaluate_identification_run
+from bench.store import (
+    IDENTIFICATION, RunDirError, check_manifest, claim, identity_digest, manifest_header, read_json, stable_json,
+    write_json,
+)
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +84,6 @@ class IdentificationSummary:
     units_reused: int
     metrics: dict[str, Any]
     timing: dict[str, Any]
-
-
-def _stable(obj: Any) -> str:
-    return json.dumps(obj, sort_keys=True, default=str)
 
 
 def _describe_matcher(spec: PluginSpec, matcher: Any) -> dict[str, Any]:
@@ -162,15 +160,15 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
         old = read_json(manifest_path)
         created = old.get("created", created)
         check_manifest(manifest_path, old, IDENTIFICATION)
-        if _stable({k: old.get(k) for k in identity}) != _stable(identity):
-            differ = [k for k in identity if _stable(old.get(k)) != _stable(identity[k])]
+        if stable_json({k: old.get(k) for k in identity}) != stable_json(identity):
+            differ = [k for k in identity if stable_json(old.get(k)) != stable_json(identity[k])]
             raise RunDirError(f"{run} holds an identification run of another configuration ({', '.join(differ)} "
                               f"differ); choose another --out or pass --force to overwrite it")
         log.info("resuming the identification run in %s", run)
     elif run.exists() and config.force:
         _clear(run)
     run.mkdir(parents=True, exist_ok=True)
-    key = hashlib.sha256(_stable(identity).encode()).hexdigest()
+    key = identity_digest(identity)
     manifest: dict[str, Any] = {
         **manifest_header(IDENTIFICATION),
         "created": created, "status": "running", "key": key,
@@ -220,7 +218,7 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     merged = res.merge_run(run, pbounds, gbounds, protocol.probe_ids, protocol.probe_subjects, pmate,
                            store_info["probe_enrolled"], gids, subjects, config.candidates)
     merge_seconds = time.perf_counter() - t_merge
-    metrics = evaluate_run(run, config.fpir_targets)
+    metrics = evaluate_identification_run(run, fpir_targets=config.fpir_targets)
     timing = _timing(run, merged, store_info, backend, search_wall, driver_cpu, len(todo), len(units),
                      template_seconds, merge_seconds, matcher, gallery)
     write_json(run / "timing.json", timing)
@@ -288,18 +286,15 @@ def _check_stores(gallery: TemplateStore, probes: TemplateStore, gbounds, pbound
 def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: Backend, search_wall: float,
             driver_cpu: float, n_run: int, n_units: int, template_seconds: float, merge_seconds: float,
             matcher: Any, gallery: TemplateStore) -> dict[str, Any]:
-    """Speed and memory of the run (see the keys' notes); CPU times are per thread."""
+    """What only the session that ran the search can measure: backend, throughput on all workers,
+    harness share, memory (see the keys' notes). The per-search and per-comparison speed is
+    the summary's (:func:`bench.metrics.summary.search_speed`), derived from the records."""
     tot = merged["totals"]
     units = merged["units"]
     searches = res.read_table(run / "searches")
-    enrolled = np.asarray(searches["enrolled"], dtype=bool)
-    wall = np.asarray(searches["search_seconds"], dtype=np.float64)[enrolled]
-    cpu = np.asarray(searches["search_cpu_seconds"], dtype=np.float64)[enrolled]
+    n_searches = int(np.asarray(searches["enrolled"], dtype=bool).sum())
     slots = backend.slots()
     comparisons = tot["comparisons"]
-
-    def rate(n: float, seconds: float) -> float | None:
-        return n / seconds if seconds > 0 else None
 
     matcher_cpu = tot["matcher_cpu_seconds"] + tot["prepare_cpu_seconds"]
     out: dict[str, Any] = {
@@ -308,29 +303,13 @@ def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: B
         "units_computed_this_session": n_run,
         "gallery_templates": store["gallery_templates"],
         "gallery_enrolled": store["gallery_enrolled"],
-        "searches": int(wall.size),
+        "searches": n_searches,
         "comparisons": comparisons,
         "failed_comparisons": tot["failed_comparisons"],
         "template_build_seconds": template_seconds,
         "merge_seconds": merge_seconds,
         "totals": {k: v for k, v in tot.items() if k not in ("comparisons", "failed_comparisons",
                                                               "process_cpu_seconds")},
-        "latency": {
-            "median_search_seconds": float(np.median(wall)) if wall.size else None,
-            "mean_search_seconds": float(wall.mean()) if wall.size else None,
-            "p95_search_seconds": float(np.percentile(wall, 95)) if wall.size else None,
-            "median_search_cpu_seconds": float(np.median(cpu)) if cpu.size else None,
-            "searches_per_second_per_core": rate(wall.size, float(wall.sum())),
-            "searches_per_cpu_second": rate(cpu.size, float(cpu.sum())),
-            "comparisons_per_second_per_core": rate(comparisons, tot["matcher_seconds"]),
-            "comparisons_per_cpu_second": rate(comparisons, tot["matcher_cpu_seconds"]),
-            "gallery_prepare_seconds_per_template": (tot["prepare_seconds"] / max(store["gallery_enrolled"], 1)),
-            "gallery_prepare_cpu_seconds_per_template": (tot["prepare_cpu_seconds"]
-                                                         / max(store["gallery_enrolled"], 1)),
-            "note": "inside the matcher's comparison calls, per search, in single-threaded workers; "
-                    "wall-clock includes waiting for a core on a loaded machine, CPU does not; the gallery "
-                    "preparation (the matcher's prepare()) is counted apart, per unit",
-        },
         "memory": {
             "gallery_store_bytes": store["gallery_store_bytes"],
             "store_bytes_per_template": store["gallery_store_bytes"] / max(store["gallery_templates"], 1),
@@ -359,7 +338,7 @@ def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: B
         out["throughput"] = {
             "wall_seconds": search_wall,
             "slots": slots,
-            "searches_per_second": wall.size / search_wall,
+            "searches_per_second": n_searches / search_wall,
             "comparisons_per_second": comparisons / search_wall,
             "comparisons_per_second_per_slot": comparisons / search_wall / slots,
             "driver_cpu_seconds": driver_cpu,
@@ -382,87 +361,3 @@ def _rss_sum(units: list[dict[str, Any]]) -> int:
         k = (u["host"], u["pid"])
         peak[k] = max(peak.get(k, 0), u["peak_rss_bytes"])
     return int(sum(peak.values()))
-
-
-# ------------------------------------------------------------------ evaluation
-def metrics_from_searches(manifest: dict[str, Any], table: dict[str, np.ndarray],
-                          fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS
-                          ) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
-    """The metrics of a run from its manifest and searches table, and the per-search arrays
-    they come from: mated, mate score (-inf when not found), mate rank, top score."""
-    L = int(manifest["search"]["candidates"])
-    n_gallery = int(manifest["protocol"]["n_gallery_templates"])
-    mated = np.asarray(table["mated"], dtype=bool)
-    ms = np.asarray(table["mate_score"], dtype=np.float64)
-    ms = np.where(mated & ~np.isnan(ms), ms, -np.inf)
-    mr = np.asarray(table["mate_rank"], dtype=np.int64)
-    ts = np.asarray(table["top_score"], dtype=np.float64)
-    metrics = compute_identification_metrics(
-        mated, ms, mr, ts, L, n_compared=np.asarray(table["n_compared"]), gallery_size=n_gallery,
-        enrolled=np.asarray(table["enrolled"], dtype=bool), fpir_targets=fpir_targets)
-    metrics["n_failed_comparisons"] = int(np.asarray(table["n_failed"]).sum())
-    metrics["gallery_templates"] = n_gallery
-    metrics["gallery_subjects"] = int(manifest["protocol"]["n_gallery_subjects"])
-    return metrics, (mated, ms, mr, ts)
-
-
-def check_recorded_digests(run: Path, manifest: dict[str, Any]) -> None:
-    """The digests the manifest records must match what the run folder holds.
-
-    ``key`` is the digest of the run's identity (protocol, templates, matcher, search) and
-    ``protocol.sha256`` that of protocol.csv; a mismatch means one of them was edited.
-    """
-    from bench.identification.protocol import from_csv
-
-    identity = {k: manifest.get(k) for k in ("protocol", "templates", "matcher", "search")}
-    if manifest.get("key") is not None and hashlib.sha256(_stable(identity).encode()).hexdigest() != manifest["key"]:
-        raise RunDirError(f"{run / 'manifest.json'}: 'key' is not the digest of the recorded protocol, templates, "
-                          f"matcher and search settings (the manifest was edited)")
-    recorded = (manifest.get("protocol") or {}).get("sha256")
-    if recorded is None:
-        return
-    path = run / "protocol.csv"
-    try:
-        now = from_csv(path, bool(manifest["protocol"].get("allow_probe_in_gallery", False))).digest()
-    except (OSError, ProtocolError) as exc:
-        raise RunDirError(f"{path}: cannot be read ({exc})") from exc
-    if now != recorded:
-        raise RunDirError(f"{path}: its SHA-256 differs from protocol.sha256 in manifest.json (gallery or probe "
-                          f"entries were added, dropped or changed after the run)")
-
-
-def evaluate_run(run: Path, fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS) -> dict[str, Any]:
-    """Recompute metrics.json of an identification run from its stored tables."""
-    run = Path(run)
-    manifest = read_json(run / "manifest.json")
-    check_manifest(run / "manifest.json", manifest, IDENTIFICATION)
-    check_recorded_digests(run, manifest)
-    metrics, _ = metrics_from_searches(manifest, res.read_table(run / "searches"), fpir_targets)
-    write_json(run / "metrics.json", metrics)
-    return metrics
-
-
-def format_summary(metrics: dict[str, Any], timing: dict[str, Any] | None = None) -> str:
-    """One line: rank-1, FNIR at FPIR = 1 %, penetration, speed."""
-    parts = [f"{metrics['n_searches']} searches ({metrics['n_mated']} mated) against "
-             f"{metrics['gallery_templates']} templates"]
-    r1 = metrics["rank_identification_rate"].get("1")
-    if r1 is not None:
-        parts.append(f"rank-1 {100 * r1:.2f}%")
-    op = metrics["fnir_at_fpir"].get("rank1", {}).get("0.01")
-    if op:
-        value = "unresolvable" if op["fnir"] is None else f"{100 * op['fnir']:.2f}%"
-        parts.append(f"FNIR@FPIR=1% {value}")
-    if metrics.get("penetration_rate") is not None:
-        parts.append(f"penetration {100 * metrics['penetration_rate']:.1f}%")
-    if timing:
-        lat = timing.get("latency", {})
-        if lat.get("median_search_seconds") is not None:
-            parts.append(f"search {lat['median_search_seconds']:.3g} s median (1 thread; "
-                         f"{lat['median_search_cpu_seconds']:.3g} s CPU)")
-        if lat.get("comparisons_per_second_per_core"):
-            parts.append(f"{lat['comparisons_per_second_per_core']:.0f} comparisons/s/core")
-        thr = timing.get("throughput", {})
-        if thr.get("searches_per_second"):
-            parts.append(f"{thr['searches_per_second']:.3g} searches/s on {thr['slots']} workers")
-    return "; ".join(parts)

@@ -2,7 +2,9 @@
 
 :func:`evaluate_run` computes the one summary of a run (:class:`RunSummary`: accuracy,
 failures, speed) and writes it to ``metrics.json``; :func:`load_summary` is how reports and
-comparisons read it.
+comparisons read it. An identification (1:N) run has its own summary, from its searches
+and units tables (:func:`evaluate_identification_run`, :func:`load_identification_summary`);
+:func:`evaluate_run` computes whichever the run's manifest names.
 
 The records are read strictly: a table whose columns, row lengths, statuses or scores are
 not what the runner writes, or whose pair list does not have the digest the manifest
@@ -23,9 +25,10 @@ import pandas as pd
 from numpy.typing import ArrayLike
 
 from bench import metrics as M
+from bench.metrics.identification import DEFAULT_FPIR_TARGETS, compute_identification_metrics
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
-    PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError, write_json,
+    PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError, is_identification_run, write_json,
 )
 
 
@@ -304,7 +307,10 @@ def evaluate_run(path: Path, write: bool = True, *,
     records it comes from and of its own content, so that readers (``fingerbench report``,
     ``fingerbench compare``) use it as it is and notice when it is stale or edited; see
     :func:`load_summary`. ``fmr_targets``: FMR targets under ``accuracy.fnmr_at_fmr``.
+    An identification run's summary is :func:`evaluate_identification_run`'s.
     """
+    if is_identification_run(Path(path)):
+        return cast(RunSummary, evaluate_identification_run(Path(path), write))
     run = RunDir(Path(path))
     run.check_complete()
     manifest = run.read_manifest()
@@ -374,3 +380,177 @@ def load_summary(path: Path, *, fmr_targets: Iterable[float] = ()) -> tuple[RunS
         warnings.append(f"{run.metrics}: missing; the numbers are computed from the records "
                         f"('fingerbench metrics' stores them)")
     return evaluate_run(run.path, write=False, fmr_targets=targets), warnings
+
+
+# ------------------------------------------------------------------ identification (1:N) runs
+#: The records the summary of an identification run is computed from (see
+#: :mod:`bench.identification.results`).
+SEARCH_INPUTS = ("searches.parquet", "units.csv", "protocol.csv")
+_UNIT_COLUMNS = ("comparisons", "gallery_templates", "prepare_seconds", "prepare_cpu_seconds", "matcher_seconds",
+                 "matcher_cpu_seconds")
+_SEARCH_COLUMNS = ("mated", "enrolled", "mate_score", "mate_rank", "top_score", "n_compared", "n_failed",
+                   "search_seconds", "search_cpu_seconds")
+
+
+def search_arrays(manifest: dict[str, Any], table: dict[str, np.ndarray]
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Per search of a searches table: mated, mate score (-inf when not found), mate rank
+    (0 = not within the candidates), top score."""
+    mated = np.asarray(table["mated"], dtype=bool)
+    ms = np.asarray(table["mate_score"], dtype=np.float64)
+    ms = np.where(mated & ~np.isnan(ms), ms, -np.inf)
+    return mated, ms, np.asarray(table["mate_rank"], dtype=np.int64), np.asarray(table["top_score"], dtype=np.float64)
+
+
+def check_recorded_digests(run: Path, manifest: dict[str, Any]) -> None:
+    """The digests an identification run's manifest records must match what its folder holds.
+
+    ``key`` is the digest of the run's identity (protocol, templates, matcher, search) and
+    ``protocol.sha256`` that of protocol.csv; a mismatch means one of them was edited.
+    """
+    from bench.identification.protocol import from_csv
+    from bench.protocols import ProtocolError
+    from bench.store import identity_digest
+
+    identity = {k: manifest.get(k) for k in ("protocol", "templates", "matcher", "search")}
+    if manifest.get("key") is not None and identity_digest(identity) != manifest["key"]:
+        raise RunDirError(f"{run / 'manifest.json'}: 'key' is not the digest of the recorded protocol, templates, "
+                          f"matcher and search settings (the manifest was edited)")
+    recorded = (manifest.get("protocol") or {}).get("sha256")
+    if recorded is None:
+        return
+    path = run / "protocol.csv"
+    try:
+        now = from_csv(path, bool(manifest["protocol"].get("allow_probe_in_gallery", False))).digest()
+    except (OSError, ProtocolError) as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc})") from exc
+    if now != recorded:
+        raise RunDirError(f"{path}: its SHA-256 differs from protocol.sha256 in manifest.json (gallery or probe "
+                          f"entries were added, dropped or changed after the run)")
+
+
+def _read_searches(run: Path) -> dict[str, np.ndarray]:
+    from bench.identification.results import read_table
+
+    table = read_table(run / "searches")
+    missing = [c for c in _SEARCH_COLUMNS if c not in table]
+    if missing:
+        raise RunDirError(f"{run / 'searches.parquet'}: missing columns {missing}")
+    return table
+
+
+def _read_units(run: Path) -> pd.DataFrame:
+    path = run / "units.csv"
+    try:
+        df = pd.read_csv(path)
+    except FileNotFoundError:
+        raise RunDirError(f"{path}: missing (the run has not finished)") from None
+    except (OSError, ValueError) as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc})") from exc
+    missing = [c for c in _UNIT_COLUMNS if c not in df.columns]
+    if missing:
+        raise RunDirError(f"{path}: missing columns {missing}")
+    for c in _UNIT_COLUMNS:
+        values = pd.to_numeric(df[c], errors="coerce")
+        bad = ~np.isfinite(values.to_numpy(float)) | (values.to_numpy(float) < 0)
+        if bad.any():
+            raise RunDirError(f"{path}, line {int(np.flatnonzero(bad)[0]) + 2}: {c} is not a non-negative number")
+        df[c] = values
+    return df
+
+
+def search_speed(table: dict[str, np.ndarray], units: pd.DataFrame) -> dict[str, Any]:
+    """Speed of an identification run from its records: per search (time inside the matcher's
+    comparison calls, all shards, one thread) and per comparison; the gallery preparation
+    (the matcher's ``prepare``) apart, per template and preparation."""
+    enrolled = np.asarray(table["enrolled"], dtype=bool)
+    wall = np.asarray(table["search_seconds"], dtype=np.float64)[enrolled]
+    cpu = np.asarray(table["search_cpu_seconds"], dtype=np.float64)[enrolled]
+    comparisons = float(units["comparisons"].sum())
+    prepared = float(units["gallery_templates"].sum())
+
+    def rate(n: float, seconds: float) -> float | None:
+        return n / seconds if seconds > 0 else None
+
+    return {
+        "median_search_seconds": float(np.median(wall)) if wall.size else None,
+        "mean_search_seconds": float(wall.mean()) if wall.size else None,
+        "p95_search_seconds": float(np.percentile(wall, 95)) if wall.size else None,
+        "median_search_cpu_seconds": float(np.median(cpu)) if cpu.size else None,
+        "searches_per_second_per_core": rate(wall.size, float(wall.sum())),
+        "searches_per_cpu_second": rate(cpu.size, float(cpu.sum())),
+        "comparisons_per_second_per_core": rate(comparisons, float(units["matcher_seconds"].sum())),
+        "comparisons_per_cpu_second": rate(comparisons, float(units["matcher_cpu_seconds"].sum())),
+        "gallery_prepare_seconds_per_template": (float(units["prepare_seconds"].sum()) / prepared
+                                                 if prepared else None),
+        "gallery_prepare_cpu_seconds_per_template": (float(units["prepare_cpu_seconds"].sum()) / prepared
+                                                     if prepared else None),
+        "note": "inside the matcher's comparison calls, per search, in single-threaded workers; wall-clock "
+                "includes waiting for a core on a loaded machine, CPU does not; the gallery preparation (the "
+                "matcher's prepare()) is counted apart, per template each time a unit prepares it",
+    }
+
+
+def _identification_inputs(run: Path) -> dict[str, str | None]:
+    return {name: _file_sha256(run / name) for name in SEARCH_INPUTS}
+
+
+def evaluate_identification_run(path: Path, write: bool = True, *,
+                                fpir_targets: Iterable[float] = DEFAULT_FPIR_TARGETS) -> dict[str, Any]:
+    """The one summary of an identification run (accuracy, failures, speed) from its stored
+    records, written to ``metrics.json`` (unless ``write`` is False) with the digests of the
+    records and of its own content, as :func:`evaluate_run` does for a 1:1 run."""
+    from bench.store import IDENTIFICATION, check_manifest, read_json
+
+    run = Path(path)
+    mp = run / "manifest.json"
+    if not mp.is_file():
+        raise RunDirError(f"{run}: not a run directory (manifest.json is missing)")
+    manifest = read_json(mp)
+    check_manifest(mp, manifest, IDENTIFICATION)
+    check_recorded_digests(run, manifest)
+    inputs = _identification_inputs(run)
+    table = _read_searches(run)
+    units = _read_units(run)
+    mated, ms, mr, ts = search_arrays(manifest, table)
+    n_gallery = int(manifest["protocol"]["n_gallery_templates"])
+    result = compute_identification_metrics(
+        mated, ms, mr, ts, int(manifest["search"]["candidates"]), n_compared=np.asarray(table["n_compared"]),
+        gallery_size=n_gallery, enrolled=np.asarray(table["enrolled"], dtype=bool),
+        fpir_targets=tuple(fpir_targets))
+    result["n_failed_comparisons"] = int(np.asarray(table["n_failed"]).sum())
+    result["gallery_templates"] = n_gallery
+    result["gallery_subjects"] = int(manifest["protocol"]["n_gallery_subjects"])
+    result["speed"] = search_speed(table, units)
+    result["records_sha256"] = inputs
+    result["sha256"] = summary_sha256(result)
+    if write:
+        write_json(run / "metrics.json", result)
+    return result
+
+
+def load_identification_summary(path: Path) -> tuple[dict[str, Any], list[str]]:
+    """The summary of an identification run as its ``metrics.json`` holds it, and warnings;
+    computed again from the records (not written) when it is missing, stale or edited."""
+    run = Path(path)
+    mp = run / "metrics.json"
+    warnings: list[str] = []
+    stored: Any = None
+    if mp.exists():
+        try:
+            stored = json.loads(mp.read_text())
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            warnings.append(f"{mp}: unreadable; its numbers are recomputed from the records")
+    if isinstance(stored, dict):
+        if stored.get("sha256") is None or stored["sha256"] != summary_sha256(stored):
+            warnings.append(f"{mp}: its content does not match its digest (stale or edited); its numbers are "
+                            f"recomputed from the records")
+        elif stored.get("records_sha256") != _identification_inputs(run):
+            warnings.append(f"{mp}: the records changed after it was computed (stale or edited); its numbers "
+                            f"are recomputed from the records")
+        else:
+            return stored, warnings
+    elif stored is None and not warnings:
+        warnings.append(f"{mp}: missing; the numbers are computed from the records ('fingerbench metrics' "
+                        f"stores them)")
+    return evaluate_identification_run(run, write=False), warnings

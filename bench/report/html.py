@@ -15,7 +15,7 @@ import numpy as np
 from bench.report.summary import INDICATOR_NAMES
 from bench.report.summary import THRESHOLD_NAMES
 from bench.report.tables import (
-    RATE_INDICATORS, ci_text, n_text, num, params_text, pct, reason_notes, shared_n, threshold_text, value_text,
+    RATE_INDICATORS, ci_text, n_text, num, pct, reason_notes, shared_n, threshold_text, value_text,
 )
 
 CSS = """

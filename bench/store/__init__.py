@@ -18,6 +18,7 @@ recomputes only that item.
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import logging
 import math
@@ -125,6 +126,16 @@ def _repair_tail(path: Path) -> None:
         f.truncate(data.rfind(b"\n") + 1)
 
 
+def stable_json(obj: Any) -> str:
+    """A canonical JSON text of ``obj`` (sorted keys): what run identities are compared and hashed as."""
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+def identity_digest(identity: dict[str, Any]) -> str:
+    """SHA-256 of a run's identity (the manifest's ``key``)."""
+    return hashlib.sha256(stable_json(identity).encode()).hexdigest()
+
+
 def manifest_header(kind: str) -> dict[str, Any]:
     """The first keys of a run's manifest."""
     return {"schema": RUN_SCHEMA, "schema_version": SCHEMA_VERSION, "kind": kind, "tool": "fingerbench"}
@@ -144,6 +155,15 @@ def run_kind(path: Path, manifest: dict[str, Any]) -> str:
     if kind not in (VERIFICATION, IDENTIFICATION):
         raise RunDirError(f"{path}: unknown kind of run {kind!r}")
     return kind
+
+
+def is_identification_run(path: Path) -> bool:
+    """Whether the folder holds an identification (1:N) run (False when its manifest is missing
+    or unreadable: the 1:1 readers then name what is wrong with the folder)."""
+    try:
+        return json.loads((Path(path) / "manifest.json").read_text()).get("kind") == IDENTIFICATION
+    except (OSError, ValueError, AttributeError):
+        return False
 
 
 def check_manifest(path: Path, manifest: dict[str, Any], kind: str) -> None:

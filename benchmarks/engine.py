@@ -166,6 +166,9 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
     if not args.data_root:
         p.error("give --data-root (the folder of the FVC B sets) or set FINGERBENCH_DATA")
+    # timed as installed: with byte-compiled modules cached (where PYTHONDONTWRITEBYTECODE is
+    # set, every run would also compile each module in the driver and in every worker)
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
         cache = work / "cache"

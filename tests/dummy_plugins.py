@@ -69,10 +69,29 @@ class ToyMatcher:
 
 
 class BatchToyMatcher(ToyMatcher):
+    """Declares its compare_many batched, so 1:1 runs take the batch path (one call per probe)."""
+
+    batched = True
     calls = 0
 
     def compare_many(self, probe: Template, gallery):
         return np.array([self.compare(probe, g) for g in gallery])
+
+
+class MarkingManyMatcher(ToyMatcher):
+    """compare_many (a loop, not declared batched) that leaves a file behind when called."""
+
+    def __init__(self, tolerance: float = 8.0, marker: str = ""):
+        super().__init__(tolerance)
+        self.marker = marker
+
+    def compare_many(self, probe: Template, gallery):
+        open(self.marker, "a").close()
+        return np.array([self.compare(probe, g) for g in gallery])
+
+
+class BatchedMarkingManyMatcher(MarkingManyMatcher):
+    batched = True
 
 
 class CrashingMatcher(ToyMatcher):

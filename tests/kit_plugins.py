@@ -171,17 +171,23 @@ class BoolScoreMatcher(NearestMatcher):
 class ColumnManyMatcher(NearestMatcher):
     """compare_many returns an (n, 1) array."""
 
+    batched = True  # a batch computation of its own, so 1:1 runs call it
+
     def compare_many(self, probe, gallery):
         return super().compare_many(probe, gallery)[:, None]
 
 
 class StringManyMatcher(NearestMatcher):
+
+    batched = True  # a batch computation of its own, so 1:1 runs call it
     def compare_many(self, probe, gallery):
         return np.array([f"{s:.2f}" for s in super().compare_many(probe, gallery)])
 
 
 class SloppyManyMatcher(NearestMatcher):
     """compare_many that disagrees with compare."""
+
+    batched = True  # a batch computation of its own, so 1:1 runs call it
 
     def compare_many(self, probe, gallery):
         return super().compare_many(probe, gallery) * 0.5

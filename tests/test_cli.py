@@ -179,3 +179,20 @@ def test_one_help_style_for_every_command(command):
             assert "default" not in action.help.lower(), f"{command} {action.option_strings}: default shown twice"
     # the description is wrapped to the terminal, not one long line
     assert max(len(line) for line in text.splitlines() if not line.startswith("  ")) <= 100
+
+
+def test_other_libraries_info_messages_stay_out_of_the_terminal(tmp_path):
+    """A report writes PDF figures, whose font subsetting logs hundreds of INFO lines from
+    fontTools: the command shows its own messages only (others with -vv)."""
+    import subprocess
+    import sys
+
+    from test_report import toy_dataset, toy_images, toy_run
+
+    run = toy_run(toy_dataset(toy_images(tmp_path / "images")), tmp_path / "run", tmp_path / "cache")
+    done = subprocess.run([sys.executable, "-m", "bench", "report", str(run), "-o", str(tmp_path / "report"),
+                           "--bootstrap", "20"], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "report" / "report.html").is_file()
+    lines = done.stderr.splitlines()
+    assert lines and all(line.startswith(("INFO bench.", "WARNING ", "ERROR ")) for line in lines), lines[:5]

@@ -74,6 +74,21 @@ def test_declared_hooks_are_recorded_not_guessed():
     assert matcher_hooks(Bozorth3Matcher())["prepare"] and not matcher_hooks(Bozorth3Matcher())["batched"]
 
 
+@pytest.mark.parametrize("matcher, called", [("MarkingManyMatcher", False), ("BatchedMarkingManyMatcher", True)])
+def test_a_1to1_run_times_each_pair_unless_the_matcher_declares_a_batch(tmp_path, matcher, called):
+    """A compare_many that is a loop over compare is not called: each pair is timed by its own
+    compare call; a batched one gets all the pairs of a probe at once, with the same scores."""
+    ds = folder_dataset(make_images(tmp_path / "img"))
+    pairs = protocols.all_pairs(ds)
+    marker = tmp_path / "called"
+    s = run_benchmark(ds, pairs, config(tmp_path, "r", matcher, marker=str(marker)))
+    assert marker.exists() is called
+    plain = run_benchmark(ds, pairs, config(tmp_path, "plain"))
+    assert table(s.run_dir / "scores.csv").equals(table(plain.run_dir / "scores.csv"))
+    seconds = pd.read_csv(s.run_dir / "scores.csv")["seconds"]
+    assert seconds.notna().all() and (seconds >= 0).all()
+
+
 def test_tables_are_in_protocol_order_whatever_the_order_units_finish(tmp_path):
     ds = folder_dataset(make_images(tmp_path / "img"))
     pairs = protocols.all_pairs(ds)

@@ -745,14 +745,17 @@ def test_a_summary_that_is_not_current_is_recomputed_with_a_warning(case, toy, t
 
 
 def test_speed_is_comparisons_over_their_total_time():
-    sp = speed_summary([0.010, 0.030], [0.001, 0.002, 0.003, 0.010, np.nan])
+    sp = speed_summary([0.010, 0.030], [0.001, 0.002, 0.003, 0.010, np.nan], [True, False, False, True, True])
     assert sp["comparisons_per_second_per_core"] == pytest.approx(4 / 0.016)  # not 1 / median (400)
     cmp = sp["comparison_us"]
     assert cmp["n"] == 4 and cmp["total"] == pytest.approx(16_000) and cmp["mean"] == pytest.approx(4_000)
     assert cmp["median"] == pytest.approx(2_500) and cmp["min"] == pytest.approx(1_000)
     assert cmp["p95"] == pytest.approx(np.percentile([1, 2, 3, 10], 95) * 1e3)
     assert sp["extraction_ms"]["median"] == pytest.approx(20.0)
-    empty = speed_summary([], [])
+    kinds = sp["comparison_us_by_kind"]  # genuine and impostor apart (the NaN left out)
+    assert kinds["genuine"]["n"] == 2 and kinds["genuine"]["mean"] == pytest.approx(5_500)
+    assert kinds["impostor"]["n"] == 2 and kinds["impostor"]["median"] == pytest.approx(2_500)
+    empty = speed_summary([], [], [])
     assert empty["comparisons_per_second_per_core"] is None and empty["comparison_us"]["median"] is None
 
 

@@ -70,10 +70,20 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict]:
     return parser, handlers
 
 
+#: The loggers of this project; other libraries' INFO messages (fontTools subsetting the fonts
+#: of a PDF figure, for one) are shown only with -vv.
+OWN_LOGGERS = ("fingerbench", "bench", "extractors")
+
+
 def _setup_logging(args: argparse.Namespace) -> None:
-    level = logging.WARNING if getattr(args, "quiet", False) else (
-        logging.DEBUG if getattr(args, "verbose", 0) > 1 else logging.INFO)
-    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    if logging.root.handlers:  # logging is configured already (by an embedding program or a test runner)
+        return
+    debug = getattr(args, "verbose", 0) > 1
+    level = logging.WARNING if getattr(args, "quiet", False) else (logging.DEBUG if debug else logging.INFO)
+    logging.basicConfig(level=logging.DEBUG if debug else logging.WARNING,
+                        format="%(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    for name in OWN_LOGGERS:
+        logging.getLogger(name).setLevel(level)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

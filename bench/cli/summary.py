@@ -9,6 +9,10 @@ def _pct(x: Any) -> str:
     return "n/a" if x is None else f"{100 * x:.2f}%"
 
 
+def _duration(us: float) -> str:
+    return f"{us / 1e3:.2f} ms" if us >= 1e3 else f"{us:.0f} us"
+
+
 def format_summary(m: dict[str, Any], timing: dict[str, Any] | None = None) -> str:
     """One line for a run's summary (either kind); ``timing``: an identification run's
     session measurements (timing.json), for its throughput."""
@@ -29,6 +33,11 @@ def format_summary(m: dict[str, Any], timing: dict[str, Any] | None = None) -> s
     else:
         speed = (f"extraction {'n/a' if ext_ms is None else f'{ext_ms:.1f} ms'} median, "
                  f"{'n/a' if cps is None else f'{cps:,.0f}'} comparisons/s/core")
+        kinds = sp.get("comparison_us_by_kind") or {}
+        medians = {k: (kinds.get(k) or {}).get("median") for k in ("genuine", "impostor")}
+        if all(v is not None for v in medians.values()):
+            speed += (f" (a comparison takes {_duration(medians['genuine'])} genuine, "
+                      f"{_duration(medians['impostor'])} impostor, median)")
     return (
         f"EER {_pct(acc['eer'])} [{_pct(acc['eer_low'])}, {_pct(acc['eer_high'])}] "
         f"FMR100 {point('fmr100')} FMR1000 {point('fmr1000')} ZeroFMR {point('zero_fmr')} "

@@ -1,12 +1,16 @@
 """Comparison as a job of the engine: the pairs of a 1:1 protocol.
 
 Units hold consecutive pairs of the protocol, grouped by probe (all the pairs of one
-probe, then the next probe's, up to ``chunk_size`` pairs), so a matcher with
-``compare_many`` gets one probe against many references. A worker keeps the templates
-it has loaded (checked against their SHA-256) and calls the matcher's ``prepare`` hook
-once per template, outside the timed calls: a comparison's ``seconds`` is the time of
-the matcher's comparison call (``compare_many``'s time divided by the pairs it scored),
-not of loading, preparing or queueing. A unit lost to a crash or a timeout is split and
+probe, then the next probe's, up to ``chunk_size`` pairs), so a matcher that declares its
+``compare_many`` batched gets one probe against many references in one call. A worker keeps
+the templates it has loaded (checked against their SHA-256) and calls the matcher's
+``prepare`` hook once per template, outside the timed calls: a comparison's ``seconds`` is
+the time of the matcher's own call for that pair (for a batched matcher, the batch's time
+divided by the pairs it scored), not of loading, preparing or queueing. A ``compare_many``
+not declared batched is a loop over ``compare`` (see :func:`bench.plugins.matcher_hooks`):
+calling ``compare`` per pair costs the same and times each pair exactly (BOZORTH3 takes
+about ten times longer over a genuine pair than over an impostor one: a batch mean would
+hide that and make the time per comparison depend on the protocol's mix of pairs). A unit lost to a crash or a timeout is split and
 its pairs retried one by one (see :mod:`bench.engine.backends`).
 """
 
@@ -116,7 +120,7 @@ def _compare_group(state: dict[str, Any], items: list[dict[str, Any]]) -> list[d
         except TemplateError as exc:
             refs.append(None)
             load_errors[i] = one_line(str(exc))
-    if state["hooks"]["compare_many"] and len(items) > 1 and not load_errors:
+    if state["hooks"]["batched"] and len(items) > 1 and not load_errors:
         t0 = time.perf_counter()
         try:
             returned = matcher.compare_many(probe, refs)
@@ -230,7 +234,7 @@ def compare_pairs(pairs: PairList, samples: dict[str, Sample], digests: dict[str
     tasks = [Task(k, [item(p) for p in unit]) for k, unit in enumerate(units(todo, chunk_size))]
     pair_by_key = {(p.probe, p.reference): p for p in todo}
     job = CompareJob(key, spec, timeout, paths=(str(extraction.folder),))
-    many = bool(desc.get("hooks", {}).get("compare_many"))
+    many = bool(desc.get("hooks", {}).get("batched"))
     # the watch judges matcher calls: one per probe of a unit (compare_many's, or a run of compare's)
     n_calls = sum(len(_probe_runs(t.items)) for t in tasks)
     watch = contract.InterfaceWatch(n_calls, f"matcher '{desc['name']}'", contract.PluginInterfaceError,

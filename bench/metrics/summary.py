@@ -193,6 +193,7 @@ class Enrolment(TypedDict):
 class Speed(TypedDict):
     extraction_ms: Distribution                      # per enrolled image
     comparison_us: Distribution                      # per successful comparison
+    comparison_us_by_kind: dict[str, Distribution]   # the same, genuine and impostor apart
     comparisons_per_second_per_core: float | None    # comparisons / their total seconds
     note: str
 
@@ -219,7 +220,9 @@ SPEED_NOTE = (
     "per item, timed inside one worker process (one core) after the plugin's warm-up; "
     "comparisons_per_second_per_core = successful comparisons / their total seconds (1 / mean time); "
     "median and percentiles (p5, p95, p99) describe single items; a batched comparison reports its "
-    "batch time divided by its size"
+    "batch time divided by its size; comparison_us_by_kind splits the comparisons into genuine and "
+    "impostor ones, whose cost can differ (BOZORTH3: about ten times), so that a protocol's mix of pairs "
+    "sets its mean time per comparison"
 )
 #: The record tables a summary is computed from; their digests are stored with it.
 SUMMARY_INPUTS = ("pairs.csv", "scores.csv", "extractions.csv")
@@ -238,14 +241,21 @@ def distribution(values: ArrayLike, scale: float = 1.0) -> Distribution:
             "p5": p5, "p95": p95, "p99": p99, "min": float(v.min()), "max": float(v.max())}
 
 
-def speed_summary(extraction_seconds: ArrayLike, comparison_seconds: ArrayLike) -> Speed:
-    """The speed of a run from its per-item times in seconds (see :data:`SPEED_NOTE`)."""
-    cmp = np.asarray(comparison_seconds, dtype=np.float64)
-    cmp = cmp[np.isfinite(cmp)]
+def speed_summary(extraction_seconds: ArrayLike, comparison_seconds: ArrayLike, genuine: ArrayLike) -> Speed:
+    """The speed of a run from its per-item times in seconds (see :data:`SPEED_NOTE`);
+    ``genuine``: per comparison, whether its pair is genuine."""
+    every = np.asarray(comparison_seconds, dtype=np.float64)
+    finite = np.isfinite(every)
+    cmp = every[finite]
     total = float(cmp.sum())
+    kind = np.asarray(genuine, dtype=bool).ravel()
+    if kind.size != every.size:
+        raise ValueError(f"{kind.size} genuine flags for {every.size} comparison times")
     return {
         "extraction_ms": distribution(extraction_seconds, 1e3),
         "comparison_us": distribution(cmp, 1e6),
+        "comparison_us_by_kind": {"genuine": distribution(every[finite & kind], 1e6),
+                                  "impostor": distribution(every[finite & ~kind], 1e6)},
         "comparisons_per_second_per_core": cmp.size / total if total > 0 else None,
         "note": SPEED_NOTE,
     }
@@ -273,7 +283,8 @@ def enrolment_and_speed(run: RunDir) -> dict[str, Any]:
             "minutiae": distribution(column(ext, ok, "n_minutiae")),
             "template_bytes": distribution(column(ext, ok, "template_bytes")),
         },
-        "speed": speed_summary(column(ext, ok, "seconds"), column(scores, cmp_ok, "seconds")),
+        "speed": speed_summary(column(ext, ok, "seconds"), column(scores, cmp_ok, "seconds"),
+                               scores.loc[cmp_ok, "genuine"].to_numpy() == "1"),
     }
 
 

@@ -436,20 +436,15 @@ def _pairs(sf: ScoreFile, protocol: str, dataset, symmetric: bool):
     """The run's pairs (a PairList) and for each its comparison in the file."""
     from bench import protocols
 
-    if protocol == LISTED:
-        if sf.format == "matrix":
+    if protocol in (LISTED, CELLS):  # every comparison the file holds, in file order
+        if protocol == LISTED and sf.format == "matrix":
             raise ScoreImportError(f"{sf.path}: a matrix has no list of pairs; give -p fvc, all-pairs, cells "
                                    f"or a pair-list CSV")
-        chosen = list(sf.comparisons.values())
-        pl = protocols.PairList(LISTED, [protocols.Pair(c.probe, c.reference, False) for c in chosen],
-                                {"file": sf.path.name})
-        return pl, chosen
-    if protocol == CELLS:
-        if sf.format != "matrix":
+        if protocol == CELLS and sf.format != "matrix":
             raise ScoreImportError(f"-p {CELLS} applies to a matrix; {sf.path} is a {sf.format} file "
                                    f"(use -p {LISTED})")
         chosen = list(sf.comparisons.values())
-        pl = protocols.PairList(CELLS, [protocols.Pair(c.probe, c.reference, False) for c in chosen],
+        pl = protocols.PairList(protocol, [protocols.Pair(c.probe, c.reference, False) for c in chosen],
                                 {"file": sf.path.name})
         return pl, chosen
     if sf.format == "matrix" and protocol in protocols.PROTOCOLS and set(sf.rows) != set(sf.columns):

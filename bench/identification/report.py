@@ -34,7 +34,7 @@ import numpy as np
 from bench.identification import results as res
 from bench.report.output import ReportOutput
 from bench.metrics.identification import IdentificationCurve, identification_curve
-from bench.store import IDENTIFICATION, RunDirError, check_manifest, read_json, write_json
+from bench.store import IDENTIFICATION, RunDirError, read_json, read_run_manifest, write_json
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,7 @@ def load_id_run(path: Path) -> IdRun:
     from bench.metrics.summary import load_identification_summary, search_arrays
 
     path = Path(path)
-    mp = path / "manifest.json"
-    if not mp.is_file():
-        raise RunDirError(f"{path}: not a run directory (manifest.json is missing)")
-    manifest = read_json(mp)
-    check_manifest(mp, manifest, IDENTIFICATION)
+    manifest = read_run_manifest(path, IDENTIFICATION)
     if manifest.get("status") != "complete":
         raise RunDirError(f"{path}: the run has not finished (status {manifest.get('status')!r}); "
                           f"run the same command again to finish it")

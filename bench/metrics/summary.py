@@ -511,14 +511,10 @@ def evaluate_identification_run(path: Path, write: bool = True, *,
     """The one summary of an identification run (accuracy, failures, speed) from its stored
     records, written to ``metrics.json`` (unless ``write`` is False) with the digests of the
     records and of its own content, as :func:`evaluate_run` does for a 1:1 run."""
-    from bench.store import IDENTIFICATION, check_manifest, read_json
+    from bench.store import IDENTIFICATION, read_run_manifest
 
     run = Path(path)
-    mp = run / "manifest.json"
-    if not mp.is_file():
-        raise RunDirError(f"{run}: not a run directory (manifest.json is missing)")
-    manifest = read_json(mp)
-    check_manifest(mp, manifest, IDENTIFICATION)
+    manifest = read_run_manifest(run, IDENTIFICATION)
     check_recorded_digests(run, manifest)
     inputs = _identification_inputs(run)
     table = _read_searches(run)

@@ -166,6 +166,17 @@ def is_identification_run(path: Path) -> bool:
         return False
 
 
+def read_run_manifest(run: Path, kind: str) -> dict[str, Any]:
+    """The manifest of the run in folder ``run``; RunDirError unless it is a current manifest
+    of a run of ``kind``."""
+    path = Path(run) / "manifest.json"
+    if not path.is_file():
+        raise RunDirError(f"{run}: not a run directory (manifest.json is missing)")
+    manifest = read_json(path)
+    check_manifest(path, manifest, kind)
+    return manifest
+
+
 def check_manifest(path: Path, manifest: dict[str, Any], kind: str) -> None:
     """RunDirError unless ``manifest`` is a current manifest of a run of ``kind``."""
     found = run_kind(path, manifest)

@@ -41,7 +41,8 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     return p
 
 
-def _is_identification(run: Path) -> bool:
+def is_identification(run: Path) -> bool:
+    """Whether ``run`` holds an identification (1:N) run, by its manifest's kind."""
     import json
 
     from bench.store import IDENTIFICATION
@@ -58,12 +59,12 @@ def run(args: argparse.Namespace) -> int:
     from bench.store import RunDirError
 
     out = args.out or (args.runs[0] if len(args.runs) == 1 else Path("report"))
-    kinds = {_is_identification(r) for r in args.runs}
+    kinds = {is_identification(r) for r in args.runs}
     try:
         if kinds == {True}:
             path = write_identification_report(args.runs, out)
         elif len(kinds) > 1:
-            ids = [str(r) for r in args.runs if _is_identification(r)]
+            ids = [str(r) for r in args.runs if is_identification(r)]
             raise RunDirError(f"identification (1:N) runs ({', '.join(ids)}) and verification (1:1) runs cannot "
                               f"share a report: report them separately")
         else:

@@ -389,7 +389,8 @@ def metrics_from_searches(manifest: dict[str, Any], table: dict[str, np.ndarray]
                           fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS
                           ) -> tuple[dict[str, Any], tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]]:
     """The metrics of a run from its manifest and searches table, and the per-search arrays
-    they come from: mated, mate score (-inf when not found), mate rank, top score."""
+    they come from: mated, mate score (-inf when not found), mate rank, top score. A
+    negative ``n_compared`` (imported candidate lists) means unknown: no penetration rate."""
     L = int(manifest["search"]["candidates"])
     n_gallery = int(manifest["protocol"]["n_gallery_templates"])
     mated = np.asarray(table["mated"], dtype=bool)
@@ -397,8 +398,9 @@ def metrics_from_searches(manifest: dict[str, Any], table: dict[str, np.ndarray]
     ms = np.where(mated & ~np.isnan(ms), ms, -np.inf)
     mr = np.asarray(table["mate_rank"], dtype=np.int64)
     ts = np.asarray(table["top_score"], dtype=np.float64)
+    n_compared = np.asarray(table["n_compared"])
     metrics = compute_identification_metrics(
-        mated, ms, mr, ts, L, n_compared=np.asarray(table["n_compared"]), gallery_size=n_gallery,
+        mated, ms, mr, ts, L, n_compared=None if (n_compared < 0).any() else n_compared, gallery_size=n_gallery,
         enrolled=np.asarray(table["enrolled"], dtype=bool), fpir_targets=fpir_targets)
     metrics["n_failed_comparisons"] = int(np.asarray(table["n_failed"]).sum())
     metrics["gallery_templates"] = n_gallery

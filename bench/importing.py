@@ -27,6 +27,15 @@ states must agree with the subjects.
 The run records no extraction and no timing: every template counts as enrolled, and the
 speed is unknown (empty times, shown as n/a, never as zero). The manifest names the file,
 its SHA-256 and format, and marks the extractor and matcher as external.
+
+1:N candidate lists (format ``candidates``, :func:`import_candidates`): a table, CSV or
+Parquet, of ``probe``, ``candidate`` (a gallery template or subject; ``reference`` is read
+as ``candidate``), ``score`` and optionally ``rank``, with the gallery and probes from a
+protocol CSV (``role,id,subject[,mated]``, as ``fingerbench identify --export-protocol``
+writes it) or from the dataset's images. They become an identification run directory (the
+layout of :mod:`bench.identification.runner`: manifest, protocol.csv, searches and
+candidates tables, metrics.json) that ``fingerbench metrics`` and ``report`` read like one
+``fingerbench identify`` made: CMC, FNIR at FPIR; penetration and speed unknown.
 """
 
 from __future__ import annotations
@@ -43,12 +52,14 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from bench.store import (
-    EXTRACTION_FIELDS, SCORE_FIELDS, VERIFICATION, CsvLog, claim, manifest_header, write_json,
+    EXTRACTION_FIELDS, IDENTIFICATION, SCORE_FIELDS, VERIFICATION, CsvLog, claim, manifest_header, write_json,
 )
 
 log = logging.getLogger(__name__)
 
-FORMATS = ("pairs", "bob4", "bob5", "matrix")
+FORMATS = ("pairs", "bob4", "bob5", "matrix", "candidates")
+#: The format of 1:N candidate lists (every other format holds 1:1 comparisons).
+CANDIDATES = "candidates"
 #: Protocols that use the file's own pairs rather than picking pairs out of it.
 LISTED, CELLS = "listed", "cells"
 #: FVC sample names: ``<finger>_<impression>`` (e.g. ``101_3``).
@@ -56,6 +67,9 @@ FVC_NAMING = r"^(?P<subject>\d+)_(?P<impression>\d+)$"
 NAMINGS = {"fvc": FVC_NAMING}
 #: Columns of a pair table (``probe``, ``reference`` and ``score`` are required).
 PAIR_COLUMNS = ("probe", "reference", "score", "genuine", "probe_subject", "reference_subject")
+#: Columns of a candidate-list table (``probe``, ``candidate`` and ``score`` are required;
+#: without a ``candidate`` column, ``reference`` is read as the candidate).
+CANDIDATE_COLUMNS = ("probe", "candidate", "score", "rank")
 #: What the manifest and metrics say about the speed of an imported run.
 SPEED_UNKNOWN = "unknown: the scores were imported from outside FingerBench, which timed nothing"
 _TRUE, _FALSE = ("1", "true", "yes"), ("0", "false", "no")
@@ -303,16 +317,28 @@ def read_scores(path: Path, fmt: str, *, columns: dict[str, str] | None = None,
         return read_bob(path, int(fmt[-1]))
     if fmt == "matrix":
         return read_matrix(path, matrix_rows)
+    if fmt == CANDIDATES:
+        raise ScoreImportError(f"{path}: 1:N candidate lists are imported by import_candidates, not read as "
+                               f"1:1 scores")
     raise ScoreImportError(f"unknown format {fmt!r}; known: {', '.join(FORMATS)}")
 
 
+def _names_candidates(header: list[str], columns: dict[str, str] | None) -> bool:
+    names = {c.strip().lower() for c in header}
+    mapped = (columns or {}).get("candidate")
+    return bool({"candidate", "rank"} & names) or (mapped is not None and mapped.lower() in names)
+
+
 def guess_format(path: Path, columns: dict[str, str] | None = None) -> str:
-    """``pairs`` for Parquet and for a CSV whose header names a pair table's column (or one
-    mapped by ``columns``), ``bob4``/``bob5`` for whitespace-separated lines of 4 or 5
-    fields, ``matrix`` for any other CSV."""
+    """``candidates`` for a table (CSV or Parquet) whose header has a ``candidate`` or ``rank``
+    column (or the column mapped to ``candidate``), ``pairs`` for any other Parquet and for a
+    CSV whose header names a pair table's column (or one mapped by ``columns``),
+    ``bob4``/``bob5`` for whitespace-separated lines of 4 or 5 fields, ``matrix`` for any
+    other CSV."""
     path = Path(path)
     if path.suffix.lower() in (".parquet", ".pq"):
-        return "pairs"
+        header, _, _ = _parquet_rows(path)
+        return CANDIDATES if _names_candidates(header, columns) else "pairs"
     for _, row in _csv_rows(path, _read_text(path)):
         if len(row) == 1:  # no comma: whitespace-separated
             n = len(row[0].split())
@@ -321,6 +347,8 @@ def guess_format(path: Path, columns: dict[str, str] | None = None) -> str:
             if n in (4, 5):
                 return f"bob{n}"
             break
+        if _names_candidates(row, columns):
+            return CANDIDATES
         known = {c.lower() for c in (*PAIR_COLUMNS, *(columns or {}).values())}
         return "pairs" if known & {c.lower() for c in row} else "matrix"
     raise ScoreImportError(f"{path}: cannot tell its format; give --format ({', '.join(FORMATS)})")
@@ -409,6 +437,7 @@ class ImportSettings:
     dataset_path: Path | None = None
     data_root: Path | None = None
     force: bool = False
+    candidates: int | None = None        # 1:N: the declared list length L (None: the longest list)
 
 
 @dataclass
@@ -635,5 +664,270 @@ def import_scores(s: ImportSettings) -> ImportResult:
     return ImportResult(Path(s.out), len(pl.pairs), len(sf.comparisons) - len(chosen), dict(metrics))
 
 
-__all__ = ["FORMATS", "ImportSettings", "ImportResult", "ScoreImportError", "ScoreFile", "import_scores",
-           "read_scores", "guess_format"]
+# ------------------------------------------------------------------- 1:N candidate lists
+@dataclass
+class Candidate:
+    """One row of a candidate list, with where it was found."""
+
+    name: str                       # a gallery template id or a gallery subject
+    score: float
+    line: int
+    rank: int | None = None
+
+
+@dataclass
+class CandidateLists:
+    """What a candidate-list file holds: each probe's rows in file order (an empty list for a
+    probe named on a row without candidate: its search returned none)."""
+
+    path: Path
+    lists: dict[str, list[Candidate]] = field(default_factory=dict)
+    first_line: dict[str, int] = field(default_factory=dict)
+    where: str = "line"
+
+
+def read_candidate_lists(path: Path, columns: dict[str, str] | None = None) -> CandidateLists:
+    """A candidate-list table (CSV, or Parquet by the ``.parquet`` / ``.pq`` suffix): one row
+    per candidate; a row with a probe and nothing else is a search that returned none."""
+    path = Path(path)
+    wanted = {k: (columns or {}).get(k, k) for k in CANDIDATE_COLUMNS}
+    if path.suffix.lower() in (".parquet", ".pq"):
+        header, rows, where = _parquet_rows(path)
+    else:
+        lines = iter(_csv_rows(path, _read_text(path)))
+        first = next(lines, None)
+        if first is None:
+            raise ScoreImportError(f"{path}: empty (expected a header line with probe,candidate,score[,rank])")
+        header, rows, where = first[1], lines, "line"
+    index = {h.strip().lower(): i for i, h in enumerate(header)}
+    found = {k: index.get(name.strip().lower()) for k, name in wanted.items()}
+    if found["candidate"] is None and "candidate" not in (columns or {}):
+        found["candidate"] = index.get("reference")
+    missing = [wanted[k] for k in ("probe", "candidate", "score") if found[k] is None]
+    if missing:
+        raise ScoreImportError(
+            f"{path}: no column {', '.join(repr(m) for m in missing)} (columns found: "
+            f"{', '.join(repr(h) for h in header) or 'none'}); a candidate list needs probe, candidate (or "
+            f"reference), score[, rank] (map other names with --column candidate=NAME)")
+    out = CandidateLists(path, where=where)
+    seen: dict[tuple[str, str], int] = {}
+    n = len(header)
+    for line, row in rows:
+        if len(row) != n:
+            raise ScoreImportError(f"{path}, {where} {line}: {len(row)} fields where the header has {n}")
+        cell = {k: (row[i] if i is not None else "") for k, i in found.items()}
+        probe = cell["probe"]
+        if not probe:
+            raise ScoreImportError(f"{path}, {where} {line}: the probe is empty")
+        rows_of_probe = out.lists.setdefault(probe, [])
+        out.first_line.setdefault(probe, line)
+        if not (cell["candidate"] or cell["score"] or cell["rank"]):
+            continue  # the probe was searched; no candidate came back
+        for k in ("candidate", "score"):
+            if not cell[k]:
+                raise ScoreImportError(f"{path}, {where} {line}: the {wanted[k]} is empty (a search that "
+                                       f"returned no candidate is a row with the probe alone)")
+        key = (probe, cell["candidate"])
+        if key in seen:
+            raise ScoreImportError(f"{path}, {where} {line}: candidate {cell['candidate']!r} of probe {probe!r} "
+                                   f"again (first on {where} {seen[key]}); a search lists a candidate once")
+        seen[key] = line
+        rank = None
+        if cell["rank"]:
+            try:
+                rank = int(cell["rank"])
+            except ValueError:
+                rank = 0
+            if rank < 1:
+                raise ScoreImportError(f"{path}, {where} {line}: rank {cell['rank']!r} is not a whole number "
+                                       f"from 1")
+        rows_of_probe.append(Candidate(cell["candidate"], _number(path, where, line, cell["score"]), line, rank))
+    if not out.lists:
+        raise ScoreImportError(f"{path}: no candidate lists (only a header)")
+    return out
+
+
+def candidate_protocol(s: ImportSettings):
+    """(protocol, dataset or None): the gallery and probes of a 1:N import. ``s.protocol`` a
+    protocol CSV (``role,id,subject[,mated]``), or None / ``dataset``: built from the dataset's
+    images as ``fingerbench identify -d`` builds it by default (impression 1 enrolled, the
+    others searched, every finger enrolled)."""
+    from bench.datasets import open_dataset
+    from bench.identification import protocol as proto
+    from bench.protocols import ProtocolError
+
+    try:
+        if s.protocol not in (None, "dataset"):
+            return proto.from_csv(Path(s.protocol)), None
+        if s.dataset_path is None and s.data_root is None:
+            raise ScoreImportError(
+                f"{s.path}: 1:N candidate lists need the gallery and the probes: give -p PROTOCOL.csv "
+                f"(role,id,subject[,mated], as 'fingerbench identify --export-protocol' writes it) or the "
+                f"dataset's images (--dataset-path or --data-root)")
+        if not _dataset_info(s.dataset)[1]:
+            raise ScoreImportError(f"--dataset {s.dataset!r} is not a registered dataset, so its images cannot "
+                                   f"be opened; give -p PROTOCOL.csv")
+        images = open_dataset(s.dataset, root=s.dataset_path, data_root=s.data_root)
+        return proto.from_dataset(images, [1]), images
+    except ProtocolError as exc:
+        raise ScoreImportError(str(exc)) from None
+
+
+#: What a 1:N import writes into its run directory; ``--force`` removes these and nothing else.
+CANDIDATE_RUN_FILES = ("manifest.json", "protocol.csv", "searches.parquet", "candidates.parquet", "metrics.json")
+
+
+def _ranked(cl: CandidateLists, probe: str, rows: list[Candidate], sign: float) -> None:
+    """Check the ranks a file gives for one probe: on every row or on none, 1..n once each,
+    and in the order of the scores (``sign`` turns them into similarities)."""
+    given = [r for r in rows if r.rank is not None]
+    if not given:
+        return
+    if len(given) != len(rows):
+        row = next(r for r in rows if r.rank is None)
+        raise ScoreImportError(f"{cl.path}, {cl.where} {row.line}: no rank, while other candidates of probe "
+                               f"{probe!r} have one (give a rank on every row or on none)")
+    by_rank = sorted(rows, key=lambda r: r.rank)
+    for k, r in enumerate(by_rank, start=1):
+        if r.rank != k:
+            raise ScoreImportError(f"{cl.path}, {cl.where} {r.line}: rank {r.rank} of probe {probe!r}; its "
+                                   f"{len(rows)} candidates must have the ranks 1 to {len(rows)}, once each")
+    for a, b in zip(by_rank, by_rank[1:]):
+        if sign * b.score > sign * a.score:
+            raise ScoreImportError(f"{cl.path}, {cl.where} {b.line}: rank {b.rank} of probe {probe!r} has a "
+                                   f"better score ({b.score:g}) than rank {a.rank} ({a.score:g}); ranks must "
+                                   f"follow the scores")
+
+
+def import_candidates(s: ImportSettings, protocol: Any = None, images: Any = None) -> ImportResult:
+    """Turn a candidate-list file into an identification run directory at ``s.out`` and
+    compute its metrics.json. ``protocol`` (and the dataset it came from): as
+    :func:`candidate_protocol` gives them (read from ``s`` when None).
+
+    Candidates are kept per gallery subject, as ``fingerbench identify`` keeps them: a
+    subject listed through several of its templates keeps its best score. The mate's rank
+    is 1 + the number of other subjects of the list scoring at least as well (ties count
+    against the mate), as in a native run. Nothing is written when the file has a fault.
+    """
+    import numpy as np
+
+    from bench import provenance
+    from bench.datasets.base import sha256_file
+    from bench.identification import results as res
+    from bench.metrics.summary import evaluate_run
+
+    path = Path(s.path)
+    if protocol is None:
+        protocol, images = candidate_protocol(s)
+    cl = read_candidate_lists(path, s.columns)
+    where = cl.where
+    probe_index = {p: i for i, p in enumerate(protocol.probe_ids)}
+    unknown = [p for p in cl.lists if p not in probe_index]
+    if unknown:
+        gallery = " (a gallery template: probes and gallery are swapped?)" if unknown[0] in set(
+            protocol.gallery_ids) else ""
+        raise ScoreImportError(f"{path}, {where} {cl.first_line[unknown[0]]}: probe {unknown[0]!r} is not a probe "
+                               f"of protocol {protocol.name}{gallery}; {len(unknown)} probe names of the file are "
+                               f"unknown (first: {unknown[:3]})")
+    absent = [p for p in protocol.probe_ids if p not in cl.lists]
+    if absent:
+        raise ScoreImportError(f"{path}: no row for {len(absent)} of the {protocol.n_probes} probes of protocol "
+                               f"{protocol.name} (first: {absent[:3]}); a search that returned no candidate is a "
+                               f"row with the probe alone")
+    longest = max(len(rows) for rows in cl.lists.values())
+    L = int(s.candidates) if s.candidates else longest
+    if L < 1:
+        raise ScoreImportError(f"{path}: every candidate list is empty; declare the list length with --candidates")
+    for probe, rows in cl.lists.items():
+        if len(rows) > L:
+            raise ScoreImportError(f"{path}, {where} {rows[L].line}: probe {probe!r} has {len(rows)} candidates, "
+                                   f"more than the {L} declared (--candidates)")
+    sign = 1.0 if s.higher_is_better else -1.0
+    subjects = protocol.subjects
+    number = {subj: k for k, subj in enumerate(subjects)}
+    template_subject = dict(zip(protocol.gallery_ids, protocol.gallery_subjects))
+    P, K = protocol.n_probes, L + 1  # one column more than L: the list is never "full" (see mate_ranks)
+    sub = np.full((P, K), -1, dtype=np.int32)
+    sc = np.full((P, K), -np.inf)
+    merged = 0
+    for probe, rows in cl.lists.items():
+        _ranked(cl, probe, rows, sign)
+        best: dict[int, float] = {}
+        for r in rows:
+            subj = template_subject.get(r.name, r.name if r.name in number else None)
+            if subj is None:
+                raise ScoreImportError(f"{path}, {where} {r.line}: candidate {r.name!r} of probe {probe!r} is "
+                                       f"neither a gallery template nor a gallery subject of protocol "
+                                       f"{protocol.name}")
+            k, value = number[subj], sign * r.score
+            merged += k in best
+            best[k] = max(best.get(k, -np.inf), value)
+        i = probe_index[probe]
+        for j, (k, value) in enumerate(sorted(best.items(), key=lambda kv: (-kv[1], kv[0]))):
+            sub[i, j], sc[i, j] = k, value
+    mate = np.array([number.get(subj, -1) for subj in protocol.probe_subjects], dtype=np.int64)
+    is_mate = (sub == mate[:, None]) & (mate[:, None] >= 0)
+    mate_score = np.where(is_mate, sc, -np.inf).max(axis=1)
+    ranks = res.mate_ranks(sub, sc, mate, mate_score, L)
+    subjects_arr = np.asarray(subjects, dtype=object)
+    probe_arr = np.asarray(protocol.probe_ids, dtype=object)
+    listed = sub[:, :L] >= 0
+    at, col = np.nonzero(listed)
+
+    images_sha = None
+    if images is not None:
+        files = {x.id: sha256_file(x.path) for x in images.samples if x.path is not None and x.path.is_file()}
+        images_sha = hashlib.sha256("".join(f"{k}:{v}\n" for k, v in sorted(files.items())).encode()).hexdigest()
+    external = {"target": "external", "version": s.version, "params": {}, "code_sha256": "", "external": True}
+    manifest = {
+        **manifest_header(IDENTIFICATION),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "status": "complete",
+        "protocol": protocol.describe(),
+        "templates": {"imported": {"dataset": s.dataset},
+                      **({"dataset": {"name": images.name, "sha256": images_sha, "root": str(images.root)}}
+                         if images is not None else {}),
+                      "extractor": {"name": s.extractor, **external}},
+        "matcher": {"name": s.matcher, **external, "higher_is_better": bool(s.higher_is_better), "hooks": {}},
+        "search": {"candidates": L, "shard_size": None, "probe_batch": None},
+        "source": {"kind": "imported candidate lists", "file": str(path), "sha256": sha256_file(path),
+                   "bytes": path.stat().st_size, "format": CANDIDATES,
+                   "candidates_in_file": sum(len(r) for r in cl.lists.values()),
+                   "candidates_merged_into_their_subject": merged, "columns": s.columns or None},
+        "speed": SPEED_UNKNOWN,
+        "penetration": "unknown: the candidate lists do not say how much of the gallery was searched",
+        "environment": provenance.environment(),
+        "command": ["fingerbench", "import", str(path)],
+    }
+    with claim(s.out) as run:
+        if run.exists():
+            if not s.force:
+                raise ScoreImportError(f"{run.path}: holds a run already; choose another --out or pass --force "
+                                       f"to replace it")
+            for name in CANDIDATE_RUN_FILES:
+                (run.path / name).unlink(missing_ok=True)
+        run.path.mkdir(parents=True, exist_ok=True)
+        protocol.to_csv(run.path / "protocol.csv")
+        searches = res.TableWriter(run.path / "searches")
+        searches.write({
+            "probe": probe_arr, "subject": np.asarray(protocol.probe_subjects, dtype=object), "mated": mate >= 0,
+            "enrolled": np.ones(P, dtype=bool), "mate_score": np.where(mate >= 0, mate_score, np.nan),
+            "mate_rank": ranks, "top_subject": np.where(sub[:, 0] >= 0, subjects_arr[np.maximum(sub[:, 0], 0)], ""),
+            "top_score": sc[:, 0],
+            "n_compared": np.full(P, -1, dtype=np.int64),  # unknown: no penetration rate
+            "n_failed": np.zeros(P, dtype=np.int64),
+            "search_seconds": np.full(P, np.nan), "search_cpu_seconds": np.full(P, np.nan),
+        })
+        searches.close()
+        table = res.TableWriter(run.path / "candidates")
+        table.write({"probe": probe_arr[at], "rank": (col + 1).astype(np.int64), "subject": subjects_arr[sub[at, col]],
+                     "score": sc[at, col]})
+        table.close()
+        write_json(run.manifest, manifest)
+        metrics = evaluate_run(run.path)
+    return ImportResult(Path(s.out), int(listed.sum()), merged, dict(metrics))
+
+
+__all__ = ["FORMATS", "CANDIDATES", "ImportSettings", "ImportResult", "ScoreImportError", "ScoreFile",
+           "import_scores", "import_candidates", "candidate_protocol", "read_scores", "read_candidate_lists",
+           "guess_format"]

@@ -18,6 +18,11 @@ Which cells are run:
 Each cell reports the EER and the FNMR at a fixed FMR (``None``, with the reason, where
 the protocol's impostor comparisons cannot resolve that FMR); each extractor its mean
 minutiae count, mean template size and median extraction time.
+
+The matrix itself is written next to the protocol's folder, as
+``OUT/DATASET/interop-PROTOCOL.md`` and ``.json`` (see :func:`matrix_paths`), so that
+``OUT/DATASET/PROTOCOL/`` holds run directories only and ``fingerbench report
+OUT/DATASET/*/*`` reads every cell.
 """
 
 from __future__ import annotations
@@ -95,6 +100,10 @@ class InteropResult:
     extractors: list[ExtractorSummary]
     matchers: list[str]
     cells: list[Cell] = field(default_factory=list)
+    #: Where the cells' run directories are (``OUT/DATASET/PROTOCOL``), and the matrix files.
+    cells_dir: Path | None = None
+    markdown_path: Path | None = None
+    json_path: Path | None = None
 
     def cell(self, extractor: str, matcher: str) -> Cell | None:
         for c in self.cells:
@@ -108,15 +117,16 @@ class InteropResult:
                 "cells": [asdict(c) for c in self.cells]}
 
     def to_markdown(self) -> str:
-        """The MINEX-style table: EER / FNMR@FMR per cell, native pairs in bold."""
+        """The MINEX-style table: EER / FNMR@FMR per cell, native pairs in bold; below it,
+        the reason of every cell not run or failed (cells sharing a reason on one line)."""
         pct = lambda v: "n/a" if v is None else f"{100 * v:.2f}"  # noqa: E731
         lines = [f"# Interoperability: {self.dataset}, protocol {self.protocol}", "",
                  f"Each cell: EER % / FNMR % at FMR = {100 * self.fmr:g} %; **bold**: native pair "
-                 f"(extractor and matcher of one family); '-': not run (reason below the table); "
+                 f"(extractor and matcher of one family); '-': not run or failed (reason below the table); "
                  f"FNMR 'n/a': the protocol's impostor comparisons cannot resolve that FMR.", ""]
         head = "| extractor | minutiae | template bytes | extraction ms | " + " | ".join(self.matchers) + " |"
         lines += [head, "|" + "---|" * (4 + len(self.matchers))]
-        notes: list[str] = []
+        reasons: dict[str, list[str]] = {}
         for e in self.extractors:
             row = [e.name, "n/a" if e.minutiae_mean is None else f"{e.minutiae_mean:.1f}",
                    "n/a" if e.template_bytes_mean is None else f"{e.template_bytes_mean:.0f}",
@@ -125,15 +135,45 @@ class InteropResult:
                 c = self.cell(e.name, m)
                 if c is None or c.skipped or c.error:
                     row.append("-")
-                    if c is not None and (c.error or c.native):
-                        notes.append(f"{e.name} + {m}: {c.error or c.skipped}")
+                    why = "not attempted" if c is None else (f"failed: {c.error}" if c.error else c.skipped)
+                    reasons.setdefault(why, []).append(f"{e.name} + {m}")
                     continue
                 text = f"{pct(c.eer)} / {pct(c.fnmr)}"
                 row.append(f"**{text}**" if c.native else text)
             lines.append("| " + " | ".join(row) + " |")
-        if notes:
-            lines += ["", "Not run or failed:", ""] + [f"- {n}" for n in notes]
+        if reasons:
+            lines += ["", "Cells marked '-':", ""]
+            lines += [f"- {', '.join(cells)}: {why}" for why, cells in reasons.items()]
         return "\n".join(lines) + "\n"
+
+
+def matrix_paths(out: Path, dataset: Dataset, protocol: str) -> tuple[Path, Path]:
+    """(Markdown, JSON) files of the matrix of ``dataset`` under ``protocol`` in the results
+    folder ``out``: ``OUT/DATASET/interop-PROTOCOL.md`` and ``.json``, beside the protocol's
+    folder of run directories, never inside it."""
+    from bench.synthetic.dataset import run_folder_name
+
+    folder = Path(out) / run_folder_name(dataset)
+    stem = f"interop-{safe_name(protocol)}"
+    return folder / f"{stem}.md", folder / f"{stem}.json"
+
+
+def _unavailable(spec: PluginSpec) -> str | None:
+    """Why a plugin cannot run here (a missing package, as ``fingerbench list`` says), else
+    None; a plugin that cannot even be loaded is left to :meth:`PluginSpec.build` to report."""
+    from bench.plugins import registry
+    from bench.plugins.loading import load_target
+
+    if spec.name in registry.names(spec.kind) and registry.entry(spec.kind, spec.name).target == spec.target:
+        ok, reason = registry.entry(spec.kind, spec.name).availability()
+    else:
+        try:
+            check = getattr(load_target(spec.target), "check_available", None)
+            reason = str(check() or "") if callable(check) else ""
+        except Exception:  # PluginError, or the check's own failure: build() reports it
+            return None
+        ok = not reason
+    return None if ok else f"{spec.kind} '{spec.name}' is unavailable: {reason}"
 
 
 def _cell_metrics(summary: dict[str, Any], fmr: float) -> dict[str, Any]:
@@ -168,28 +208,38 @@ def run_interop(
     force: bool = False,
     progress: bool | None = None,
 ) -> InteropResult:
-    """Run every cell (see the module docstring) and write ``interop.json`` and
-    ``interop.md`` into ``out/DATASET/PROTOCOL``. A cell that fails (a plugin that cannot
-    be built, a worker that cannot start) is recorded with its error; the others go on."""
+    """Run every cell (see the module docstring) and write the matrix to the files of
+    :func:`matrix_paths`. A cell that fails (a plugin that is unavailable or cannot be
+    built, a worker that cannot start) is recorded with its error and logged; the others
+    go on. A plugin that is unavailable here (its package is missing) is not tried."""
     from bench.synthetic.dataset import run_folder_name
 
     base = Path(out) / run_folder_name(dataset) / safe_name(pairs.protocol)
-    result = InteropResult(dataset.name, pairs.protocol, float(fmr), [], [m.name for m in matchers])
+    md_path, json_path = matrix_paths(out, dataset, pairs.protocol)
+    result = InteropResult(dataset.name, pairs.protocol, float(fmr), [], [m.name for m in matchers],
+                           cells_dir=base, markdown_path=md_path, json_path=json_path)
     template_dataset = any("template" in s.attributes for s in dataset.samples)
     built_matchers: dict[str, Any] = {}
     for m in matchers:
+        why = _unavailable(m)
         try:
-            built_matchers[m.name] = m.build()
+            built_matchers[m.name] = PluginError(why) if why else m.build()
         except Exception as exc:  # PluginError, or an import error of the plugin's own module
             built_matchers[m.name] = exc
+        if isinstance(built_matchers[m.name], Exception):
+            log.error("interop: matcher %s: %s", m.name, built_matchers[m.name])
     for e in extractors:
         summary = ExtractorSummary(e.name, family(e), "?")
         result.extractors.append(summary)
         try:
+            why = _unavailable(e)
+            if why:
+                raise PluginError(why)
             instance = e.build()
             summary.template_format = str(getattr(instance, "template_format", MINUTIAE_FORMAT))
         except Exception as exc:
             summary.error = f"{type(exc).__name__}: {exc}"
+            log.error("interop: extractor %s: %s", e.name, summary.error)
             for m in matchers:
                 result.cells.append(Cell(e.name, m.name, family(e) == family(m), error=summary.error))
             continue
@@ -208,7 +258,7 @@ def run_interop(
             result.cells.append(cell)
             mat = built_matchers[m.name]
             if isinstance(mat, Exception):
-                cell.error = f"matcher cannot be built: {mat}"
+                cell.error = str(mat) if isinstance(mat, PluginError) else f"matcher cannot be built: {mat}"
                 continue
             formats = tuple(getattr(mat, "accepted_formats", ()))
             if not native:
@@ -239,9 +289,13 @@ def run_interop(
             except (PluginError, RunDirError, RuntimeError, OSError, ValueError) as exc:
                 cell.error = f"{type(exc).__name__}: {exc}".splitlines()[0]
                 log.error("interop cell %s + %s failed: %s", e.name, m.name, cell.error)
-    base.mkdir(parents=True, exist_ok=True)
-    write_json(base / "interop.json", result.to_dict())
-    (base / "interop.md").write_text(result.to_markdown())
+    md_path.parent.mkdir(parents=True, exist_ok=True)
+    write_json(json_path, result.to_dict())
+    md_path.write_text(result.to_markdown())
+    for old in (base / "interop.json", base / "interop.md"):  # where earlier versions wrote them
+        if old.is_file():
+            old.unlink()
+            log.info("removed %s (the matrix is now %s)", old, md_path.name)
     return result
 
 

@@ -40,6 +40,40 @@ def shared_data() -> Path:
     return SHARED_DATA
 
 
+#: The image sets of :func:`image_set`: the embedded one every checkout can make, and a real one.
+IMAGE_SETS = ("synthetic", "fvc2002-db1-b")
+
+
+@pytest.fixture(scope="session")
+def embedded_synthetic(tmp_path_factory) -> Path:
+    """The embedded synthetic set's folder (10 fingers x 8 impressions, ``<f>_<i>.png``),
+    generated once per test session into the tests' cache, where ``fingerbench run`` run by
+    a test finds it too."""
+    from bench.synthetic.dataset import ensure_dataset
+
+    return ensure_dataset(cache_dir=tmp_path_factory.getbasetemp() / "cache", progress=False)
+
+
+@pytest.fixture(scope="session", params=IMAGE_SETS)
+def image_set(request, tmp_path_factory) -> Path:
+    """A folder of 80 images laid out as an FVC B set (``<finger>_<impression>.tif``, fingers
+    101-110, impressions 1-8): the embedded synthetic set, renumbered (pixels unchanged), so
+    that tests of the runner run on every checkout; and FVC2002 DB1_B, where the real data
+    is present (skipped with the reason where it is not)."""
+    if request.param == "synthetic":
+        import cv2
+
+        source = request.getfixturevalue("embedded_synthetic")
+        root = tmp_path_factory.mktemp("synthetic-b-set")
+        for f in range(1, 11):
+            for i in range(1, 9):
+                image = cv2.imread(str(source / f"{f}_{i}.png"), cv2.IMREAD_GRAYSCALE)
+                assert image is not None, source / f"{f}_{i}.png"
+                cv2.imwrite(str(root / f"{100 + f}_{i}.tif"), image)
+        return root
+    return request.getfixturevalue("shared_data") / "fvc2002" / "DB1_B"
+
+
 @pytest.fixture(autouse=True)
 def _isolated_cache(tmp_path_factory, monkeypatch):
     """Never write templates to the user's cache from tests."""

@@ -177,3 +177,11 @@ class InterruptingMatcher(BatchToyMatcher):
         if reference.width == self.interrupt_width:
             raise KeyboardInterrupt
         return super().compare(probe, reference)
+
+
+class UnavailableExtractor(ToyExtractor):
+    """A plugin whose package is "missing": its availability check gives the reason."""
+
+    @staticmethod
+    def check_available() -> str:
+        return "the toy package is not installed; install: pip install toy-package"

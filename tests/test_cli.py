@@ -32,9 +32,9 @@ def test_every_subcommand_has_help(command, capsys):
     assert f"fingerbench {command}" in text and "--quiet" in text
 
 
-def test_typo_in_plugin_name_suggests(shared_data, tmp_path, caplog):
-    rc = main(["run", "-d", "fvc2002-db1-b", "--data-root", str(shared_data), "-e", "mindtc",
-               "-m", "bozorth3", "-o", str(tmp_path)])
+def test_typo_in_plugin_name_suggests(image_set, tmp_path, caplog):
+    rc = main(["run", "-d", "folder", "--dataset-path", str(image_set), "--dataset-param", "dpi=500",
+               "-e", "mindtc", "-m", "bozorth3", "-o", str(tmp_path)])
     assert rc == 2
     assert "did you mean 'mindtct'" in caplog.text
 

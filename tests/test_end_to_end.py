@@ -1,4 +1,5 @@
-"""End to end on the real FVC B sets with NBIS, through the command line.
+"""End to end on the real FVC B sets with NBIS, through the command line (the kill-and-resume
+check also on the embedded synthetic set, which every checkout has).
 
 These are the core issue's acceptance checks: published pair counts, metrics equal to an
 independent recomputation from the stored scores, a run killed with SIGKILL and resumed
@@ -84,44 +85,51 @@ def test_nbis_on_b_sets_counts_and_recomputed_metrics(runs, name, protocol, n_ge
 
 
 @pytest.mark.slow
-def test_sigkill_mid_run_then_resume_gives_identical_scores(shared_data, tmp_path):
+@pytest.mark.parametrize("dataset,protocol,n_pairs", [("synthetic", "fvc", 325), ("fvc2002-db1-b", "all-pairs", 3160)])
+def test_sigkill_mid_run_then_resume_gives_identical_scores(dataset, protocol, n_pairs, request, tmp_path):
+    """On the embedded synthetic set (every checkout has it; the FVC protocol keeps it short)
+    and on FVC2002 DB1_B where the real data is present."""
+    if dataset == "synthetic":
+        source = ["-d", dataset, "--dataset-path", str(request.getfixturevalue("embedded_synthetic"))]
+    else:
+        source = ["-d", dataset, "--data-root", str(request.getfixturevalue("shared_data"))]
     env = {**os.environ, "FINGERBENCH_CACHE": str(tmp_path / "cache")}
-    cmd = [sys.executable, "-m", "bench", "run", "-q", "-d", "fvc2002-db1-b", "--data-root", str(shared_data),
-           "-p", "all-pairs", "-e", "mindtct", "-m", "bozorth3", "-o", str(tmp_path / "runs"),
+    cmd = [sys.executable, "-m", "bench", "run", "-q", *source,
+           "-p", protocol, "-e", "mindtct", "-m", "bozorth3", "-o", str(tmp_path / "runs"),
            "--jobs", "1", "--chunk-size", "8"]
-    run = tmp_path / "runs" / "fvc2002-db1-b" / "all-pairs" / "mindtct+bozorth3"
+    run = tmp_path / "runs" / dataset / protocol / "mindtct+bozorth3"
     proc = subprocess.Popen(cmd, env=env, start_new_session=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     scores_csv = run / "scores.csv"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
-        if scores_csv.exists() and scores_csv.stat().st_size > 8000:
+        if scores_csv.exists() and scores_csv.stat().st_size > 4000:
             break
         time.sleep(0.05)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     killed_rows = len(pd.read_csv(scores_csv))
-    assert 0 < killed_rows < 3160, "the run should have been killed mid-way"
+    assert 0 < killed_rows < n_pairs, "the run should have been killed mid-way"
 
     assert subprocess.run(cmd, env=env).returncode == 0
     resumed = pd.read_csv(scores_csv)
-    assert len(resumed) >= 3160
+    assert len(resumed) >= n_pairs
     manifest = json.loads((run / "manifest.json").read_text())
-    assert manifest["last_session"]["compared"] <= 3160 - killed_rows + 8 * 2
+    assert manifest["last_session"]["compared"] <= n_pairs - killed_rows + 8 * 2
 
     fresh_cmd = cmd[:]
     fresh_cmd[fresh_cmd.index("-o") + 1] = str(tmp_path / "fresh")
     env_fresh = {**env, "FINGERBENCH_CACHE": str(tmp_path / "cache-fresh")}
     assert subprocess.run(fresh_cmd, env=env_fresh).returncode == 0
-    fresh = pd.read_csv(tmp_path / "fresh" / "fvc2002-db1-b" / "all-pairs" / "mindtct+bozorth3" / "scores.csv")
+    fresh_run = tmp_path / "fresh" / dataset / protocol / "mindtct+bozorth3"
+    fresh = pd.read_csv(fresh_run / "scores.csv")
     key = ["probe", "reference"]
     a = resumed.drop_duplicates(key, keep="last").sort_values(key).reset_index(drop=True)
     b = fresh.sort_values(key).reset_index(drop=True)
     assert a[key].equals(b[key])
     assert np.array_equal(a["score"].to_numpy(), b["score"].to_numpy())
     assert json.loads((run / "metrics.json").read_text())["accuracy"] == json.loads(
-        (tmp_path / "fresh" / "fvc2002-db1-b" / "all-pairs" / "mindtct+bozorth3" / "metrics.json").read_text()
-    )["accuracy"]
+        (fresh_run / "metrics.json").read_text())["accuracy"]
 
 
 @pytest.mark.slow

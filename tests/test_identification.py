@@ -464,6 +464,23 @@ def _kill_script(out: Path, matcher: PluginSpec) -> str:
     """)
 
 
+def _wait_for_the_group_to_end(pgid: int, seconds: float = 30) -> None:
+    """Until no process of group ``pgid`` is alive (zombies have closed their files)."""
+    def alive() -> bool:
+        for stat in Path("/proc").glob("[0-9]*/stat"):
+            try:
+                fields = stat.read_text().rsplit(")", 1)[1].split()
+            except (OSError, IndexError):
+                continue
+            if int(fields[2]) == pgid and fields[0] != "Z":
+                return True
+        return False
+
+    deadline = time.monotonic() + seconds
+    while Path("/proc").is_dir() and alive() and time.monotonic() < deadline:
+        time.sleep(0.05)
+
+
 def test_killed_run_resumes_without_recomputing_chunks(tmp_path):
     out = tmp_path / "run"
     m = spec(delay=0.05)
@@ -478,6 +495,7 @@ def test_killed_run_resumes_without_recomputing_chunks(tmp_path):
         time.sleep(0.1)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    _wait_for_the_group_to_end(proc.pid)  # its processes release the run folder's lock as they exit
     before = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in chunks.glob("p*-g*.npz")}
     assert 2 <= len(before) < 6
     p = small_protocol()

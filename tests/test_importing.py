@@ -4,7 +4,10 @@ The round trip exports the scores of a real FingerBench run (the kit's templates
 built-in MCC matcher), imports them in every format and checks that metrics.json has the
 same accuracy; bad files are refused with the file and line named (exit status 2); on the
 FVC2002 DB1 B templates of ../shared/datasets an all-pairs score matrix is imported under
-both protocols and checked against an independent EER computation written here.
+both protocols and checked against an independent EER computation written here. 1:N
+candidate lists are checked against a brute-force count of mate ranks and against the
+metrics of a native identification run whose lists they are; bad lists are refused with
+the file and line named.
 """
 
 from __future__ import annotations
@@ -403,3 +406,185 @@ def test_fvc2002_db1b_score_matrix_under_both_protocols(tmp_path, shared_data):
         ds = json.loads((out / "manifest.json").read_text())["dataset"]
         assert len(ds["files_sha256"]) == 80 and ds["subjects_from"] == "dataset images"
         assert _accuracy(out) == _accuracy(tmp_path / "imported-fvc")
+
+
+# ------------------------------------------------------------------- 1:N candidate lists
+PROTOCOL = """role,id,subject,mated
+gallery,a_1,a,
+gallery,a_2,a,
+gallery,b_1,b,
+gallery,c_1,c,
+gallery,d_1,d,
+probe,a_3,a,1
+probe,b_2,b,1
+probe,c_2,c,1
+probe,d_2,d,1
+probe,x_1,x,0
+probe,y_1,y,0
+"""
+
+
+def _identification(run: Path) -> dict:
+    return json.loads((run / "metrics.json").read_text())
+
+
+def _brute_force_ranks(rows: list[tuple[str, str, float]], subject_of: dict[str, str], probes: dict[str, str]
+                       ) -> tuple[dict[str, int], dict[str, float]]:
+    """Mate rank (0: not listed) and top similarity per probe, by direct counting: each subject
+    keeps its best similarity; rank = 1 + other subjects at least as good."""
+    best: dict[str, dict[str, float]] = {p: {} for p in probes}
+    for probe, cand, sim in rows:
+        subj = subject_of.get(cand, cand)
+        best[probe][subj] = max(best[probe].get(subj, -np.inf), sim)
+    ranks, top = {}, {}
+    for probe, subj in probes.items():
+        listed = best[probe]
+        top[probe] = max(listed.values(), default=-np.inf)
+        if subj in listed:
+            ranks[probe] = 1 + sum(1 for s, v in listed.items() if s != subj and v >= listed[subj])
+        else:
+            ranks[probe] = 0
+    return ranks, top
+
+
+def test_candidate_lists_of_distances_against_a_brute_force_count(tmp_path, capsys):
+    """Distances, a subject listed through two templates, a tie that counts against the mate,
+    a mate not listed, a search with no candidate; ranks as given by the file."""
+    protocol = tmp_path / "protocol.csv"
+    protocol.write_text(PROTOCOL)
+    lists = tmp_path / "lists.csv"
+    rows = [("a_3", "a_2", 1.0), ("a_3", "b_1", 2.0), ("a_3", "a_1", 3.0),   # a: best of two templates
+            ("b_2", "c", 0.5), ("b_2", "b_1", 0.5), ("b_2", "a_1", 0.9),     # tie with c: rank 2
+            ("c_2", "a_1", 0.2), ("c_2", "b_1", 0.3),                        # mate not listed
+            ("x_1", "d_1", 4.0)]
+    text = "probe,candidate,score,rank\n"
+    for probe in ("a_3", "b_2", "c_2", "x_1"):
+        ordered = sorted((r for r in rows if r[0] == probe), key=lambda r: r[2])
+        text += "".join(f"{p},{c},{s},{k}\n" for k, (p, c, s) in enumerate(ordered, 1))
+    text += "d_2,,,\ny_1,,,\n"                                                  # searches that returned none
+    lists.write_text(text)
+    run = tmp_path / "run"
+    assert _run(["import", lists, "-d", "mine", "--name", "sdk", "--lower-is-better", "-p", protocol,
+                 "-L", "3", "--run-dir", run]) == 0
+    assert "penetration and speed unknown" in capsys.readouterr().out
+    subject_of = {"a_1": "a", "a_2": "a", "b_1": "b", "c_1": "c", "d_1": "d"}
+    probes = {"a_3": "a", "b_2": "b", "c_2": "c", "d_2": "d", "x_1": "x", "y_1": "y"}
+    ranks, top = _brute_force_ranks([(p, c, -s) for p, c, s in rows], subject_of, probes)
+    assert ranks == {"a_3": 1, "b_2": 2, "c_2": 0, "d_2": 0, "x_1": 0, "y_1": 0}
+    searches = pd.read_parquet(run / "searches.parquet").set_index("probe")
+    assert searches["mate_rank"].to_dict() == ranks
+    assert searches["top_score"].to_dict() == top
+    assert list(searches["mated"]) == [True, True, True, True, False, False]
+    m = _identification(run)
+    mated = [p for p, s in probes.items() if s in set(subject_of.values())]
+    assert m["cmc"] == [sum(1 for p in mated if 0 < ranks[p] <= k) / len(mated) for k in (1, 2, 3)]
+    assert m["n_searches"] == 6 and m["candidates"] == 3 and "penetration_rate" not in m
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["kind"] == "identification" and manifest["matcher"]["external"] is True
+    assert manifest["source"]["candidates_merged_into_their_subject"] == 1
+    assert manifest["speed"].startswith("unknown")
+    cands = pd.read_parquet(run / "candidates.parquet")
+    assert cands[cands["probe"] == "a_3"][["rank", "subject", "score"]].values.tolist() == [[1, "a", -1.0],
+                                                                                          [2, "b", -2.0]]
+
+
+def test_candidate_lists_equal_a_native_identification_run(tmp_path, capsys):
+    """The candidate lists of a run made by 'fingerbench identify', exported and imported (as
+    CSV and as Parquet, candidates named by template or by subject), give the same metrics;
+    'metrics' and 'report' read the imported run, alone and beside the native one."""
+    native = tmp_path / "native"
+    assert _run(["identify", "--gallery-size", 30, "--probes", 15, "-m", "mcc", "-L", 30, "-j", 1, "-o", native,
+                 "-q"]) == 0
+    proto = pd.read_csv(native / "protocol.csv", dtype=str, keep_default_na=False)
+    template_of = dict(zip(proto.loc[proto["role"] == "gallery", "subject"], proto.loc[proto["role"] == "gallery", "id"]))
+    cands = pd.read_parquet(native / "candidates.parquet")
+    assert len(cands) == 15 * 30
+    cands["candidate"] = [template_of[s] if k % 2 else s for k, s in enumerate(cands["subject"])]
+    table = cands[["probe", "candidate", "score", "rank"]]
+    expected = json.loads((native / "metrics.json").read_text())
+    for name, path in (("csv", tmp_path / "lists.csv"), ("parquet", tmp_path / "lists.parquet")):
+        table.to_csv(path, index=False) if name == "csv" else table.to_parquet(path, index=False)
+        assert _run(["import", path, "-d", "synthetic", "--name", "mcc-elsewhere", "--higher-is-better",
+                     "-p", native / "protocol.csv", "-o", tmp_path / name]) == 0
+        run = next((tmp_path / name / "identify").glob("*/external+mcc-elsewhere"))
+        got = _identification(run)
+        for key in ("n_searches", "n_mated", "cmc", "rank_identification_rate", "fnir_at_rank", "fnir_at_fpir"):
+            assert got[key] == expected[key], key
+        assert "penetration_rate" in expected and "penetration_rate" not in got
+    capsys.readouterr()
+    assert _run(["metrics", run, native]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].startswith(f"{run}: 15 searches") and "penetration" not in lines[0] and "penetration" in lines[1]
+    assert _run(["report", run, native, "-o", tmp_path / "report"]) == 0
+    assert "external + mcc-elsewhere" in (tmp_path / "report" / "report.md").read_text()
+
+
+def test_candidate_lists_against_the_gallery_of_a_dataset(tmp_path, embedded_synthetic):
+    """Without a protocol file, the gallery and probes come from the dataset's images as
+    'fingerbench identify -d' makes them: impression 1 enrolled, the others searched."""
+    lines = ["probe,reference,score"]
+    for f in range(1, 11):
+        for i in range(2, 9):
+            other = f % 10 + 1
+            lines += [f"{f}_{i},{f}_1,0.9", f"{f}_{i},{other}_1,0.{i}"]
+    lists = tmp_path / "lists.csv"
+    lists.write_text("\n".join(lines) + "\n")
+    assert _run(["import", lists, "-d", "synthetic", "--dataset-path", embedded_synthetic, "--format", "candidates",
+                 "--name", "perfect", "--higher-is-better", "-o", tmp_path / "runs"]) == 0
+    run = next((tmp_path / "runs" / "identify").glob("*/external+perfect"))
+    m = _identification(run)
+    assert m["n_searches"] == 70 and m["n_mated"] == 70 and m["rank_identification_rate"]["1"] == 1.0
+    manifest = json.loads((run / "manifest.json").read_text())
+    assert manifest["protocol"]["n_gallery_templates"] == 10 and len(manifest["templates"]["dataset"]["sha256"]) == 64
+
+
+CANDIDATE_HEAD = "probe,candidate,score,rank\n"
+ALL_PROBES = "".join(f"{p},,,\n" for p in ("b_2", "c_2", "d_2", "x_1", "y_1"))
+BAD_LISTS = [
+    (CANDIDATE_HEAD + "z_9,a_1,0.5,1\n" + ALL_PROBES, [], "line 2: probe 'z_9' is not a probe of protocol"),
+    (CANDIDATE_HEAD + "a_1,a_2,0.5,1\n" + ALL_PROBES, [], "(a gallery template: probes and gallery are swapped?)"),
+    (CANDIDATE_HEAD + "a_3,a_1,0.5,1\na_3,a_1,0.4,2\n" + ALL_PROBES, [],
+     "line 3: candidate 'a_1' of probe 'a_3' again (first on line 2)"),
+    (CANDIDATE_HEAD + "a_3,a_1,high,1\n" + ALL_PROBES, [], "line 2: score 'high' is not a finite number"),
+    (CANDIDATE_HEAD + "a_3,a_1,0.5,1\na_3,b_1,0.4,2\na_3,c_1,0.3,3\n" + ALL_PROBES, ["-L", "2"],
+     "line 4: probe 'a_3' has 3 candidates, more than the 2 declared (--candidates)"),
+    (CANDIDATE_HEAD + "a_3,q_1,0.5,1\n" + ALL_PROBES, [],
+     "line 2: candidate 'q_1' of probe 'a_3' is neither a gallery template nor a gallery subject"),
+    (CANDIDATE_HEAD + "a_3,a_1,0.5,1\n", [], "no row for 5 of the 6 probes of protocol"),
+    (CANDIDATE_HEAD + "a_3,a_1,0.5,1\na_3,b_1,0.6,2\n" + ALL_PROBES, [],
+     "line 3: rank 2 of probe 'a_3' has a better score (0.6) than rank 1 (0.5); ranks must follow the scores"),
+    (CANDIDATE_HEAD + "a_3,a_1,0.5,1\na_3,b_1,0.4,3\n" + ALL_PROBES, [], "line 3: rank 3 of probe 'a_3'"),
+    (CANDIDATE_HEAD + "a_3,a_1,0.5,1\na_3,b_1,0.4,\n" + ALL_PROBES, [], "line 3: no rank, while other candidates"),
+    (CANDIDATE_HEAD + "a_3,a_1,0.5,first\n" + ALL_PROBES, [], "line 2: rank 'first' is not a whole number"),
+    (CANDIDATE_HEAD + "a_3,,0.5,\n" + ALL_PROBES, [], "line 2: the candidate is empty"),
+    ("probe,score\na_3,0.5\n", [], "no column 'candidate'"),
+]
+
+
+@pytest.mark.parametrize("content, extra, words", BAD_LISTS, ids=[b[2][:40] for b in BAD_LISTS])
+def test_bad_candidate_lists_are_refused_with_the_file_and_line(tmp_path, caplog, content, extra, words):
+    protocol = tmp_path / "protocol.csv"
+    protocol.write_text(PROTOCOL)
+    path = tmp_path / "lists.csv"
+    path.write_text(content)
+    out = tmp_path / "r"
+    assert _run(["import", path, "-d", "mine", "--name", "x", "--higher-is-better", "--format", "candidates",
+                 "-p", protocol, "--run-dir", out, *extra]) == 2
+    assert str(path) in caplog.text and words in caplog.text, caplog.text
+    assert not out.exists()
+
+
+def test_candidate_lists_need_a_gallery_and_a_run_is_not_overwritten(tmp_path, caplog):
+    path = tmp_path / "lists.csv"
+    path.write_text(CANDIDATE_HEAD + "a_3,a_1,0.5,1\n" + ALL_PROBES)
+    assert _run(["import", path, "-d", "mine", "--name", "x", "--higher-is-better", "--run-dir", tmp_path / "r"]) == 2
+    assert "need the gallery and the probes: give -p PROTOCOL.csv" in caplog.text
+    protocol = tmp_path / "protocol.csv"
+    protocol.write_text(PROTOCOL)
+    args = ["import", path, "-d", "mine", "--name", "x", "--higher-is-better", "-p", protocol, "--run-dir", tmp_path / "r"]
+    assert _run(args) == 0
+    assert _run(args) == 2 and "holds a run already" in caplog.text
+    assert _run([*args, "--force"]) == 0
+    assert _run(["import", path, "-d", "mine", "--name", "x", "--higher-is-better", "-p", "fvc", "--format", "pairs",
+                 "-L", "3", "--run-dir", tmp_path / "r2"]) == 2
+    assert "--candidates applies to 1:N candidate lists" in caplog.text

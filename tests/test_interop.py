@@ -1,13 +1,15 @@
 """Tests of the interoperability matrix (bench.interop and ``fingerbench interop``).
 
-A small dataset of real FVC2002 DB1_B images (3 fingers x 3 impressions) keeps every cell
-cheap; the extractors are MINDTCT, the toy extractor of the harness tests and an external
-FVC program whose templates are opaque.
+A small dataset (3 fingers x 3 impressions of the embedded synthetic set, and of FVC2002
+DB1_B where the real data is present) keeps every cell cheap; the extractors are MINDTCT,
+the toy extractor of the harness tests and an external FVC program whose templates are
+opaque.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import stat
 import sys
 from pathlib import Path
@@ -17,7 +19,7 @@ import pytest
 from bench import datasets, protocols
 from bench.interop import family, run_interop
 from bench.plugins.loading import PluginSpec
-from conftest import SHARED_DATA, dummy
+from conftest import dummy
 
 PROGRAM = '''\
 #!{python}
@@ -35,10 +37,8 @@ open(output, "a").write(line + "\\n")
 
 
 @pytest.fixture(scope="module")
-def small(tmp_path_factory):
-    src = SHARED_DATA / "fvc2002" / "DB1_B"
-    if not src.is_dir():
-        pytest.skip(f"real test data not found at {src} (set FINGERBENCH_TEST_DATA)")
+def small(image_set, tmp_path_factory):
+    src = image_set
     root = tmp_path_factory.mktemp("db")
     for f in (101, 102, 103):
         for i in (1, 2, 3):
@@ -92,11 +92,23 @@ def test_interop_matrix(small, tmp_path):
     summary = {e.name: e for e in result.extractors}
     assert summary["mindtct"].minutiae_mean > 10 and summary["mindtct"].template_bytes_mean > 100
     assert summary["toy"].minutiae_mean == 20 and summary["toyprog"].minutiae_mean == 0
+    # the matrix lies beside the protocol's folder, which holds run directories only
     base = tmp_path / "runs" / ds.name / "all-pairs"
-    saved = json.loads((base / "interop.json").read_text())
+    assert result.markdown_path == tmp_path / "runs" / ds.name / "interop-all-pairs.md"
+    assert result.json_path == tmp_path / "runs" / ds.name / "interop-all-pairs.json"
+    assert result.cells_dir == base
+    assert all((p / "manifest.json").is_file() for p in base.iterdir())
+    saved = json.loads(result.json_path.read_text())
     assert len(saved["cells"]) == 12 and saved["fmr"] == 0.01
-    table = (base / "interop.md").read_text()
-    assert "| mindtct |" in table and "**" in table and "broken" in table
+    table = result.markdown_path.read_text()
+    assert "| mindtct |" in table and "**" in table
+    # every '-' of the table has its reason below it, cells of one reason on one line
+    dashes = sum(line.count("| - ") for line in table.splitlines() if line.startswith("| "))
+    notes = table.split("Cells marked '-':", 1)[1]
+    assert dashes == len(re.findall(r"\w \+ \w", notes)) == 12 - 5
+    assert "- toyprog + bozorth3, toyprog + toymatch: the templates of toyprog carry no standard minutiae" in notes
+    assert "mindtct + toyprog, toy + toyprog: toyprog accepts only fvc-exe:toyprog" in notes
+    assert "mindtct + broken, toy + broken, toyprog + broken: failed: " in notes
     # a second call resumes every run instead of recomputing it
     again = run_interop(ds, pairs, extractors[:1], matchers[:1], tmp_path / "runs", tmp_path / "cache", jobs=1,
                         progress=False)
@@ -114,9 +126,51 @@ def test_interop_command(small, tmp_path, capsys):
     out = capsys.readouterr().out
     assert code == 0, out
     assert "# Interoperability: folder, protocol fvc" in out and "FMR = 10 %" in out
-    assert (tmp_path / "runs" / "folder" / "fvc" / "mindtct+bozorth3" / "scores.csv").is_file()
+    runs = tmp_path / "runs" / "folder"
+    assert (runs / "fvc" / "mindtct+bozorth3" / "scores.csv").is_file()
+    # it says where its outputs went
+    assert f"Matrix written to {runs / 'interop-fvc.md'} and {runs / 'interop-fvc.json'}" in out
+    assert f"run directory is {runs / 'fvc'}/EXTRACTOR+MATCHER" in out
+    assert (runs / "interop-fvc.md").read_text() in out
+    # the documented report of every run of the dataset reads every cell
+    cells = sorted(str(p) for p in runs.glob("*/*"))
+    assert len(cells) == 2
+    assert main(["report", *cells, "-o", str(tmp_path / "report"), "--bootstrap", "0", "--worst", "0"]) == 0
     assert main(["interop", "-d", "folder", "--dataset-path", str(ds.root), "--dataset-param", "dpi=500",
                  "-e", "mindtct", "-m", "bozorth3", "--fmr", "2"]) == 2
+
+
+def test_interop_unavailable_plugin_fails_its_cells_with_the_reason(small, tmp_path, capsys, caplog):
+    """A plugin named with -e whose package is missing is not tried: its cells fail with the
+    reason (once in the log at ERROR, once below the table), and the status is 1; the
+    other cells run."""
+    from bench.cli import main
+
+    ds, _, _ = small
+    code = main(["interop", "-d", "folder", "--dataset-path", str(ds.root), "--dataset-param", "dpi=500",
+                 "-p", "fvc", "-e", dummy("UnavailableExtractor"), "-e", dummy("ToyExtractor"),
+                 "-m", dummy("ToyMatcher"), "-o", str(tmp_path / "runs"), "--cache-dir", str(tmp_path / "cache"),
+                 "-j", "1", "--fmr", "0.1"])
+    out = capsys.readouterr().out
+    assert code == 1, out
+    reason = "is unavailable: the toy package is not installed; install: pip install toy-package"
+    assert f"- UnavailableExtractor + ToyMatcher: failed: PluginError: extractor 'UnavailableExtractor' {reason}" in out
+    errors = [r.getMessage() for r in caplog.records if r.levelname == "ERROR"]
+    assert len(errors) == 1 and reason in errors[0]
+    assert (tmp_path / "runs" / "folder" / "fvc" / "ToyExtractor+ToyMatcher" / "metrics.json").is_file()
+    assert not (tmp_path / "runs" / "folder" / "fvc" / "UnavailableExtractor+ToyMatcher").exists()
+
+
+def test_matrix_of_an_earlier_version_inside_the_protocol_folder_is_moved_out(small, tmp_path):
+    ds, pairs, _ = small
+    base = tmp_path / "runs" / ds.name / pairs.protocol
+    base.mkdir(parents=True)
+    for name in ("interop.json", "interop.md"):
+        (base / name).write_text("{}")
+    toy = [PluginSpec("extractor", "toy", dummy("ToyExtractor"))], [PluginSpec("matcher", "toymatch", dummy("ToyMatcher"))]
+    result = run_interop(ds, pairs, *toy, tmp_path / "runs", tmp_path / "cache", jobs=1, progress=False)
+    assert sorted(p.name for p in base.iterdir()) == ["toy+toymatch"]
+    assert result.markdown_path.is_file() and result.json_path.is_file()
 
 
 def test_extraction_table_is_read_with_explicit_types(tmp_path):

@@ -21,12 +21,14 @@ IMPRESSIONS = (1, 2, 3, 4)
 
 
 @pytest.fixture(scope="module")
-def fvc_templates(shared_data) -> dict[tuple[int, int], Template]:
+def fvc_templates(image_set) -> dict[tuple[int, int], Template]:
+    """Templates of 4 fingers x 4 impressions laid out as an FVC B set: of the embedded
+    synthetic set, and of FVC2002 DB1_B where the real data is present."""
     ex = ClassicExtractor()
     out = {}
     for f in FINGERS:
         for i in IMPRESSIONS:
-            img = cv2.imread(str(shared_data / "fvc2002" / "DB1_B" / f"{f}_{i}.tif"), cv2.IMREAD_GRAYSCALE)
+            img = cv2.imread(str(image_set / f"{f}_{i}.tif"), cv2.IMREAD_GRAYSCALE)
             out[f, i] = ex.extract(img, 500)
     return out
 

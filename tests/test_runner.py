@@ -1,4 +1,7 @@
-"""The runner: pair counts, failure isolation, caching, resumption, recomputation."""
+"""The runner: pair counts, failure isolation, caching, resumption, recomputation.
+
+Each test runs on the embedded synthetic set (every checkout has it) and again on FVC2002
+DB1_B where the real data is present (see the ``image_set`` fixture)."""
 
 from __future__ import annotations
 
@@ -30,18 +33,18 @@ def config(tmp_path: Path, extractor="ToyExtractor", matcher="ToyMatcher", **kw)
 
 
 @pytest.fixture
-def fvc_copy(shared_data, tmp_path) -> Path:
-    """Fingers 101-104 x 4 impressions of FVC2002 DB1_B, copied to a scratch folder."""
+def fvc_copy(image_set, tmp_path) -> Path:
+    """Fingers 101-104 x 4 impressions of the image set, copied to a scratch folder."""
     root = tmp_path / "images"
     root.mkdir()
     for f in range(101, 105):
         for i in range(1, 5):
-            shutil.copy(shared_data / "fvc2002" / "DB1_B" / f"{f}_{i}.tif", root)
+            shutil.copy(image_set / f"{f}_{i}.tif", root)
     return root
 
 
-def test_fvc_pairs_scores_and_recomputation(shared_data, tmp_path):
-    ds = folder_dataset(shared_data / "fvc2002" / "DB1_B")
+def test_fvc_pairs_scores_and_recomputation(image_set, tmp_path):
+    ds = folder_dataset(image_set)
     pairs = protocols.fvc(ds)
     summary = run_benchmark(ds, pairs, config(tmp_path, matcher="BatchToyMatcher"))
     scores = pd.read_csv(summary.run_dir / "scores.csv")
@@ -90,10 +93,11 @@ def test_bad_items_are_recorded_and_the_run_finishes(fvc_copy, tmp_path):
 
 def test_matcher_crash_costs_only_its_pairs(fvc_copy, tmp_path):
     img = cv2.imread(str(fvc_copy / "103_1.tif"), 0)
-    cv2.imwrite(str(fvc_copy / "103_1.tif"), img[:, :301])  # a narrower image: the matcher crashes on it
+    narrow = img.shape[1] - 7
+    cv2.imwrite(str(fvc_copy / "103_1.tif"), img[:, :narrow])  # a narrower image: the matcher crashes on it
     ds = folder_dataset(fvc_copy)
     pairs = protocols.fvc(ds)
-    cfg = config(tmp_path, matcher="CrashingMatcher", matcher_params={"crash_width": 301})
+    cfg = config(tmp_path, matcher="CrashingMatcher", matcher_params={"crash_width": narrow})
     summary = run_benchmark(ds, pairs, cfg)
     scores = pd.read_csv(summary.run_dir / "scores.csv")
     crashed = scores[scores["status"] == "crash"]

@@ -17,6 +17,11 @@ EXAMPLES = [
     "fingerbench interop -d fvc2002-db1-b --data-root ~/data -p fvc --fmr 0.05",
 ]
 
+NOTES = """\
+Plugins left out of the default selection (a missing package, parameters needed) are named
+in warnings; a plugin named with -e/-m that cannot run here fails its cells (exit status 1).
+Below the table, each cell marked '-' has its reason."""
+
 
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser(
@@ -24,9 +29,10 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
         description="Run every available extractor against every matcher that accepts standard minutiae "
                     "(and each extractor against the matcher of its own family), on one dataset, and "
                     "write a MINEX-style table: EER and FNMR at a fixed FMR per cell, minutiae count and "
-                    "template size per extractor. Each cell is an ordinary run directory; templates are "
-                    "cached, so each extractor runs once.",
-        epilog=epilog(EXAMPLES),
+                    "template size per extractor. Each cell is an ordinary run directory "
+                    "(OUT/DATASET/PROTOCOL/EXTRACTOR+MATCHER); templates are cached, so each extractor runs "
+                    "once. The table is printed and written to OUT/DATASET/interop-PROTOCOL.md and .json.",
+        epilog=epilog(EXAMPLES, NOTES),
     )
     p.add_argument("--dataset", "-d", action=Once, required=True, help="dataset name")
     p.add_argument("--dataset-path", action=Once, type=Path, help="the dataset's own folder")
@@ -88,4 +94,6 @@ def run(args: argparse.Namespace) -> int:
                          extract_timeout=args.extract_timeout, compare_timeout=args.compare_timeout,
                          force=args.force)
     print(result.to_markdown())
+    print(f"Matrix written to {result.markdown_path} and {result.json_path}; each cell's run directory is "
+          f"{result.cells_dir}/EXTRACTOR+MATCHER.")
     return 1 if any(c.error for c in result.cells) else 0

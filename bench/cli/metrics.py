@@ -15,6 +15,7 @@ log = logging.getLogger("fingerbench")
 
 EXAMPLES = [
     "fingerbench metrics runs/synthetic/fvc/classic+mcc",
+    "fingerbench metrics runs/identify/*/*",
     "fingerbench metrics --json runs/synthetic/fvc/* | head",
 ]
 
@@ -22,7 +23,8 @@ EXAMPLES = [
 def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     p = sub.add_parser("metrics", help="recompute metrics from stored scores",
                        description="Recompute metrics.json of run directories from their stored "
-                                   "extraction and score records, without running any plugin.",
+                                   "extraction and score records (identification runs: from their searches "
+                                   "table), without running any plugin.",
                        epilog=epilog(EXAMPLES))
     p.add_argument("runs", nargs="+", type=Path, help="run directories")
     p.add_argument("--json", action="store_true", help="print the metrics as JSON")
@@ -36,7 +38,7 @@ def run(args: argparse.Namespace) -> int:
     status = 0
     for run in args.runs:
         try:
-            m = evaluate_run(run)
+            m = evaluate_run(run)  # either kind of run, by its manifest
         except RunDirError as exc:
             log.error("%s", exc)
             status = 2  # not a readable run: bad input

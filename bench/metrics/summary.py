@@ -518,17 +518,21 @@ def evaluate_identification_run(path: Path, write: bool = True, *,
     check_recorded_digests(run, manifest)
     inputs = _identification_inputs(run)
     table = _read_searches(run)
-    units = _read_units(run)
     mated, ms, mr, ts = search_arrays(manifest, table)
     n_gallery = int(manifest["protocol"]["n_gallery_templates"])
+    n_compared = np.asarray(table["n_compared"])
     result = compute_identification_metrics(
-        mated, ms, mr, ts, int(manifest["search"]["candidates"]), n_compared=np.asarray(table["n_compared"]),
+        mated, ms, mr, ts, int(manifest["search"]["candidates"]),
+        n_compared=None if (n_compared < 0).any() else n_compared,  # negative: unknown (imported lists)
         gallery_size=n_gallery, enrolled=np.asarray(table["enrolled"], dtype=bool),
         fpir_targets=tuple(fpir_targets))
     result["n_failed_comparisons"] = int(np.asarray(table["n_failed"]).sum())
     result["gallery_templates"] = n_gallery
     result["gallery_subjects"] = int(manifest["protocol"]["n_gallery_subjects"])
-    result["speed"] = search_speed(table, units)
+    if isinstance(manifest.get("speed"), str):  # why a run has no timings (imported candidate lists)
+        result["speed"] = {"note": manifest["speed"]}
+    else:
+        result["speed"] = search_speed(table, _read_units(run))
     result["records_sha256"] = inputs
     result["sha256"] = summary_sha256(result)
     if write:

@@ -354,6 +354,7 @@ def assess_quality(samples: dict[str, Sample], ids: Sequence[str], digests: dict
     job = QualityJob(spec, tuple(sorted({float(it["dpi"]) for it in todo})), score_range, timeout,
                      paths=tuple(sorted({str(Path(it["path"]).parent) for it in todo})))
     failures: dict[str, int] = defaultdict(int)
+    first_error = ""
     with progress(len(todo), f"quality {desc['name']}", show_progress) as bar:
         with contextlib.closing(backend.run(job, [Task(it["sid"], [it]) for it in todo])) as results:
             for task, outcome in results:
@@ -366,10 +367,11 @@ def assess_quality(samples: dict[str, Sample], ids: Sequence[str], digests: dict
                 rec["error"] = one_line(rec["error"])
                 if rec["status"] != QUALITY_OK:
                     failures[rec["status"]] += 1
+                    first_error = first_error or rec["error"]
                 quality_log.append([{"sample": item["sid"], "file": item["path"], **rec}])
                 bar.update(1)
     if failures:
-        log.warning("quality '%s': %s of %d images have no quality score (%s); see %s", desc["name"],
+        log.warning("quality '%s': %s of %d images have no quality score (%s; first: %s); see %s", desc["name"],
                     sum(failures.values()), len(todo), ", ".join(f"{k}: {v}" for k, v in sorted(failures.items())),
-                    quality_log.path)
+                    first_error, quality_log.path)
     return len(todo)

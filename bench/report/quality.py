@@ -28,7 +28,7 @@ def quality_runs(entries: Sequence[tuple[str, RunData]]) -> list[tuple[str, RunD
 
 def plugin_text(run: RunData) -> str:
     q = run.summary["quality"]
-    return f"{q['plugin']} ({q['version']})"
+    return f"{q['plugin']}, {q['version']}"
 
 
 def distribution_figure(run: RunData, title: str):
@@ -45,6 +45,10 @@ def distribution_figure(run: RunData, title: str):
             label=f"{values.size} images" + (f"; {failed} without a score" if failed else ""))
     for edge in q["band_edges"][1:-1]:
         ax.axvline(edge, color="#888888", lw=0.6, ls=":")
+    if not values.size:
+        counts = ", ".join(f"{k}: {v}" for k, v in sorted(q["images"]["failures_by_status"].items()))
+        ax.text(0.5, 0.5, f"no image has a quality score\n({counts})", transform=ax.transAxes, ha="center",
+                va="center", fontsize=8)
     ax.set_xlim(lo, hi)
     plots.finish_axes(ax, f"quality ({plugin_text(run)})", "images", title, "upper left")
     return fig

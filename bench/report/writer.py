@@ -187,10 +187,10 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
         with_quality = report_quality.quality_runs(entries)
         if with_quality:
             first_q = with_quality[0][1]
-            drawn_q = {"quality": report_quality.distribution_figure(first_q, f"Image quality: {first.dataset}"),
-                       "erc": report_quality.erc_figure(with_quality, colour_map,
-                                                        f"Error against reject: {title}"),
-                       "bands": report_quality.bands_figure(with_quality, f"DET per quality band: {title}")}
+            drawn_q = {"quality": report_quality.distribution_figure(first_q, f"Image quality: {first.dataset}")}
+            if any(r.summary["quality"]["erc"] for _, r in with_quality):  # some comparison has a pair quality
+                drawn_q["erc"] = report_quality.erc_figure(with_quality, colour_map, f"Error against reject: {title}")
+                drawn_q["bands"] = report_quality.bands_figure(with_quality, f"DET per quality band: {title}")
             captions[f"{gid}-quality"] = (f"Image quality of the dataset's images by {report_quality.plugin_text(first_q)}; "
                                           f"dotted: quality band edges. " + context)
             captions[f"{gid}-erc"] = ("Error-versus-reject characteristic (Grother and Tabassi 2007; ISO/IEC "
@@ -201,6 +201,8 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
             captions[f"{gid}-bands"] = ("DET curves per band of pair quality (the lower of the two images' "
                                         "qualities), genuine / impostor comparisons of each band in the legend; "
                                         "a band without both is not drawn. " + context)
+            for name in [k for k in ("erc", "bands") if k not in drawn_q]:
+                del captions[f"{gid}-{name}"]
             for name, fig in drawn_q.items():
                 key = f"{gid}-{name}"
                 for fmt in plots.FIGURE_FORMATS:

@@ -213,6 +213,8 @@ def test_stored_erc_and_bands_equal_an_independent_computation_from_the_tables(t
     erc = summary.metrics["quality"]["erc"]
     t = sorted(s for s, _ in gen)[round(0.1 * len(gen))]
     assert erc["threshold"] == t
+    imp = [float(r["score"]) for r in scores if r["genuine"] == "0"]
+    assert erc["fmr_at_threshold"] == pytest.approx(sum(1 for s in imp if s >= t) / len(imp), abs=1e-12)
     known = [(s, q) for s, q in gen if not math.isnan(q)]
     expected = brute_erc([s for s, _ in known], [q for _, q in known], t)
     assert erc["n_without_quality"] == len(gen) - len(known) > 0
@@ -307,7 +309,7 @@ def test_report_draws_quality_erc_and_bands(toy_run, tmp_path):
             assert (out / "figures" / f"{gid}-{name}.{fmt}").stat().st_size > 0
     table = (out / "tables" / f"{gid}-quality.csv").read_text()
     rows = list(csv.reader(table.splitlines()))
-    assert rows[0][:4] == ["algorithm", "quality", "images assessed", "threshold t"] and len(rows) == 2
+    assert rows[0][:4] == ["algorithm", "quality", "images assessed", "threshold t (FMR %)"] and len(rows) == 2
     assert rows[1][2] == "16 of 22"
     assert "Image quality" in (out / "report.html").read_text()
     bib = (out / "references.bib").read_text()

@@ -216,8 +216,8 @@ __all__ = [
 def quality_summary(scores: ArrayLike, genuine: ArrayLike, probe_quality: ArrayLike, reference_quality: ArrayLike,
                     edges: Sequence[float], *, erc_fnmr: float = DEFAULT_ERC_FNMR) -> dict[str, Any]:
     """The quality part of a run's summary: bands (counts and EER) and the ERC at the
-    threshold where the FNMR without rejection is ``erc_fnmr`` (None when no genuine
-    comparison has a pair quality). ``scores`` are similarities with the failure rules applied."""
+    threshold where the FNMR without rejection is ``erc_fnmr``, with the FMR of all impostor
+    comparisons there (None when no genuine comparison has a pair quality). ``scores`` are similarities with the failure rules applied."""
     s = np.asarray(scores, dtype=np.float64)
     g = np.asarray(genuine, dtype=bool)
     q = pair_quality(probe_quality, reference_quality)
@@ -227,5 +227,7 @@ def quality_summary(scores: ArrayLike, genuine: ArrayLike, probe_quality: ArrayL
     if g.any() and not np.isnan(q[g]).all():
         t = erc_threshold(s[g], erc_fnmr)
         erc = error_versus_reject(s[g], q[g], t)
-        out["erc"] = {"fnmr_target": erc_fnmr, **erc.to_dict()}
+        imp = s[~g]
+        out["erc"] = {"fnmr_target": erc_fnmr, **erc.to_dict(),
+                      "fmr_at_threshold": float(np.mean(imp >= t)) if imp.size else None}
     return out

@@ -126,7 +126,7 @@ def quality_table(group: dict[str, Any], entries: Sequence[tuple[str, RunData]])
     EER per quality band."""
     first = entries[0][1].summary["quality"]
     band_names = [b["band"] for b in first["bands"]]
-    cols = (["algorithm", "quality", "images assessed", "threshold t"]
+    cols = (["algorithm", "quality", "images assessed", "threshold t (FMR %)"]
             + [f"FNMR (%), {100 * f:g} % set aside" for f in Q.REJECT_FRACTIONS]
             + [f"EER (%), quality {b}" for b in band_names])
     rows = []
@@ -135,7 +135,8 @@ def quality_table(group: dict[str, Any], entries: Sequence[tuple[str, RunData]])
         erc = q["erc"]
         row = [label, plugin_text(run), f"{q['images']['n_assessed']} of {q['images']['n']}"]
         if erc:
-            row.append(num(erc["threshold"], ".4g") if isinstance(erc["threshold"], (int, float)) else str(erc["threshold"]))
+            t = num(erc["threshold"], ".4g") if isinstance(erc["threshold"], (int, float)) else str(erc["threshold"])
+            row.append(t + ("" if erc.get("fmr_at_threshold") is None else f" (FMR {pct(erc['fmr_at_threshold'])})"))
             row += [f"{pct(a['fnmr'])} [{pct(a['ideal_fnmr'])}]" + ("" if abs(a["reject_fraction"] - a["target"]) < 1e-9
                                                                   else f" at {pct(a['reject_fraction'], 1)}")
                     for a in erc["at"]]

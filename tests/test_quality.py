@@ -158,7 +158,7 @@ def config(tmp_path: Path, quality: str | None = "ToyQuality", **kw) -> RunConfi
     return RunConfig(
         extractor=PluginSpec("extractor", "ToyExtractor", dummy("ToyExtractor"), {"cell": 8}),
         matcher=PluginSpec("matcher", "ToyMatcher", dummy("ToyMatcher"), {}),
-        out=tmp_path / "run", cache_dir=tmp_path / "cache", jobs=2, progress=False,
+        out=tmp_path / "run", cache_dir=kw.pop("cache_dir", tmp_path / "cache"), jobs=2, progress=False,
         quality=None if quality is None else PluginSpec("quality", quality, f"{QUALITY_PLUGINS}:{quality}", params),
         quality_timeout=kw.pop("quality_timeout", 3.0), **kw)
 
@@ -252,6 +252,30 @@ def test_quality_is_resumed_and_assessed_again_when_the_plugin_changes(toy_run, 
         assert float(r["quality"]) == math.floor(0.5 * (100.0 - image.mean() / 2.55))
     assert halved.metrics["quality"]["params"] == {"scale": 0.5}
     run_benchmark(ds, pairs, config(tmp))  # leave the module's run as it was
+
+
+def test_retry_failed_assesses_the_failures_again_and_only_them(toy_run, tmp_path):
+    import shutil
+
+    tmp, ds, pairs, summary = toy_run
+    shutil.copytree(tmp / "run", tmp_path / "run")
+    table = tmp_path / "run" / "quality.csv"
+    rows = read_table(table)
+    for r in rows:  # mark every stored row, to see which ones are assessed again
+        r["error"] += " (stored)"
+    with open(table, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    run_benchmark(ds, pairs, config(tmp_path, retry_failed=True, cache_dir=tmp / "cache"))
+    after = read_table(table)
+    assert [r["sample"] for r in after] == [r["sample"] for r in rows]  # protocol order kept
+    for old, new in zip(rows, after):
+        assert new["status"] == old["status"]
+        if old["status"] in ("ok", "not_applicable"):
+            assert new == old
+        else:
+            assert not new["error"].endswith("(stored)") and new["sample"] in new["error"], new
 
 
 def test_a_declared_score_range_that_is_not_a_range_is_refused_before_any_work(tmp_path):

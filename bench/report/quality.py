@@ -154,5 +154,6 @@ def quality_table(group: dict[str, Any], entries: Sequence[tuple[str, RunData]])
         f"as the genuine comparisons of lowest pair quality (the lower of the two images') are set aside "
         f"(error-versus-reject characteristic, Grother and Tabassi 2007; ISO/IEC 29794-1), the ideal value in "
         f"brackets (where ties of quality stop short of a fraction, the fraction reached follows 'at'); "
-        f"EER per band of pair quality with its genuine / impostor comparisons. " + caption_context(group),
+        f"EER per band of pair quality with its genuine / impostor comparisons; point estimates, without "
+        f"intervals. " + caption_context(group),
         cols, rows)

@@ -73,6 +73,27 @@ NBIS = """@techreport{watson2007nbis,
   year        = {2007}
 }"""
 
+NFIQ2 = """@techreport{tabassi2021nfiq2,
+  author      = {Tabassi, Elham and Olsen, Martin and Bausinger, Oliver and Busch, Christoph and Figlarz, Andrew and Fiumara, Gregory and Henniger, Olaf and Merkle, Johannes and Ruhland, Timo and Schiel, Christopher and Schwaiger, Michael},
+  title       = {{NIST} Fingerprint Image Quality 2},
+  institution = {National Institute of Standards and Technology},
+  type        = {NIST Interagency Report},
+  number      = {8382},
+  year        = {2021},
+  doi         = {10.6028/NIST.IR.8382}
+}"""
+
+ERROR_VERSUS_REJECT = """@article{grother2007quality,
+  author  = {Grother, Patrick and Tabassi, Elham},
+  title   = {Performance of Biometric Quality Measures},
+  journal = {IEEE Transactions on Pattern Analysis and Machine Intelligence},
+  volume  = {29},
+  number  = {4},
+  pages   = {531--543},
+  year    = {2007},
+  doi     = {10.1109/TPAMI.2007.1019}
+}"""
+
 SUBSETS_BOOTSTRAP = """@article{bolle2004subsets,
   author  = {Bolle, Ruud M. and Ratha, Nalini K. and Pankanti, Sharath},
   title   = {Error analysis of pattern recognition systems---the subsets bootstrap},

@@ -25,14 +25,14 @@ from bench.plugins import registry
 from bench.datasets.base import Dataset, sha256_file
 from bench.engine.backends import Backend, BackendError, LocalBackend
 from bench.engine.comparison import compare_pairs
-from bench.engine.extraction import extract_templates
+from bench.engine.extraction import assess_quality, extract_templates
 from bench.engine.isolation import WorkerSetupError
 from bench.plugins import accepts
 from bench.plugins.loading import PluginSpec, describe_plugins
 from bench.protocols import PairList
 from bench.store import (
-    EXTRACTION_FIELDS, SCORE_FIELDS, VERIFICATION, CsvLog, RunDir, RunDirError, claim, identity_digest, manifest_header,
-    rewrite_log, stable_json, write_json,
+    EXTRACTION_FIELDS, QUALITY_FIELDS, SCORE_FIELDS, VERIFICATION, CsvLog, RunDir, RunDirError, claim, identity_digest,
+    manifest_header, rewrite_log, stable_json, write_json,
 )
 
 log = logging.getLogger(__name__)
@@ -53,6 +53,8 @@ class RunConfig:
     force: bool = False
     retry_failed: bool = False
     progress: bool | None = None  # None = only on a terminal
+    quality: PluginSpec | None = None  # image quality per sample (quality.csv); None = none
+    quality_timeout: float = 60.0
 
 
 # --------------------------------------------------------------------- the runner
@@ -84,8 +86,8 @@ def run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend:
 
 def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend: Backend) -> RunSummary:
     t_start = time.perf_counter()
-    ext_desc, mat_desc = describe_plugins([config.extractor, config.matcher], config.init_timeout,
-                                          config.cache_dir)
+    specs = [config.extractor, config.matcher] + ([config.quality] if config.quality is not None else [])
+    ext_desc, mat_desc, *quality_desc = describe_plugins(specs, config.init_timeout, config.cache_dir)
     if not accepts(SimpleNamespace(accepted_formats=tuple(mat_desc["accepted_formats"])), ext_desc["template_format"]):
         raise registry.PluginError(
             f"matcher '{mat_desc['name']}' accepts {mat_desc['accepted_formats']}, not the "
@@ -108,8 +110,10 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
         "extractor": ext_desc,
         "matcher": mat_desc,
     }
+    old_quality = None
     if run.exists() and not config.force:
         old = run.read_manifest()
+        old_quality = old.get("quality")
         old_identity = {k: old.get(k) for k in identity}
         old_identity["dataset"] = {k: (old.get("dataset") or {}).get(k) for k in ("name", "params", "sha256")}
         if stable_json(old_identity) != stable_json(identity):
@@ -139,6 +143,18 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
         "environment": provenance.environment(),
         "command": sys.argv,
     }
+    # image quality is not part of the run's identity (the scores do not depend on it): a run
+    # resumed without a quality plugin keeps the quality it has; one with another plugin (or
+    # another version or parameters of it) assesses every image again
+    quality = quality_desc[0] if quality_desc else old_quality
+    if quality is not None:
+        manifest["quality"] = quality
+        manifest["settings"]["quality_timeout_s"] = config.quality_timeout
+    if quality_desc and old_quality is not None and stable_json(old_quality) != stable_json(quality_desc[0]):
+        log.info("the quality plugin changed since this run assessed its images; assessing them again")
+        run.quality.unlink(missing_ok=True)
+    elif quality is None:
+        run.quality.unlink(missing_ok=True)
     write_json(run.manifest, manifest)
     pairs.to_csv(run.pairs)
     write_json(run.problems, [p.__dict__ for p in dataset.problems])
@@ -150,6 +166,16 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
                                    force=config.force, retry_failed=config.retry_failed,
                                    show_progress=config.progress)
 
+    # ------------------------------------------------------------------- quality
+    quality_log = None
+    if quality_desc:
+        quality_log = CsvLog(run.quality, QUALITY_FIELDS)
+        assess_quality(samples, needed_ids, digests, config.quality, quality_desc[0], backend, quality_log,
+                       timeout=config.quality_timeout, expected_size=dataset.info.image_size,
+                       retry_failed=config.retry_failed, show_progress=config.progress)
+    elif quality is not None and run.quality.exists():
+        quality_log = CsvLog(run.quality, QUALITY_FIELDS)
+
     # ---------------------------------------------------------------- comparison
     score_log = CsvLog(run.scores, SCORE_FIELDS)
     t_cmp = time.perf_counter()
@@ -158,7 +184,7 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
                            key=run_key, timeout=config.compare_timeout, chunk_size=config.chunk_size,
                            retry_failed=config.retry_failed, show_progress=config.progress)
     cmp_seconds = time.perf_counter() - t_cmp
-    _protocol_order(ext_log, score_log, needed_ids, pairs)
+    _protocol_order(ext_log, score_log, needed_ids, pairs, quality_log)
 
     # ------------------------------------------------------------------ metrics
     from bench.metrics.summary import evaluate_run
@@ -173,14 +199,18 @@ def _run_benchmark(dataset: Dataset, pairs: PairList, config: RunConfig, backend
     return RunSummary(run.path, len(extraction.extracted_now), n_todo, time.perf_counter() - t_start, metrics)
 
 
-def _protocol_order(ext_log: CsvLog, score_log: CsvLog, ids: list[str], pairs: PairList) -> None:
-    """Rewrite both record tables in protocol order (samples sorted, pairs as listed), so
+def _protocol_order(ext_log: CsvLog, score_log: CsvLog, ids: list[str], pairs: PairList,
+                    quality_log: CsvLog | None = None) -> None:
+    """Rewrite the record tables in protocol order (samples sorted, pairs as listed), so
     their bytes depend on the inputs, not on the order in which units finished."""
     position = {sid: k for k, sid in enumerate(ids)}
-    rows = ext_log.rows()
-    ordered = sorted(rows, key=lambda r: position.get(r["sample"], len(position)))
-    if ordered != rows:
-        rewrite_log(ext_log, ordered)
+    for sample_log in (ext_log, quality_log):
+        if sample_log is None:
+            continue
+        rows = sample_log.rows()
+        ordered = sorted(rows, key=lambda r: position.get(r["sample"], len(position)))
+        if ordered != rows:
+            rewrite_log(sample_log, ordered)
     position = {(p.probe, p.reference): k for k, p in enumerate(pairs.pairs)}
     rows = score_log.rows()
     ordered = sorted(rows, key=lambda r: position.get((r["probe"], r["reference"]), len(position)))

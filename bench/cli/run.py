@@ -55,6 +55,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="parameter passed to every extractor")
     p.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[],
                    help="parameter passed to every matcher")
+    p.add_argument("--quality", action=Once, default=None, metavar="NAME",
+                   help="image quality plugin (name, module:Class or path/file.py:Class; built-in: nfiq2): "
+                        "a quality score per image, stored in quality.csv, and quality bands and the "
+                        "error-versus-reject characteristic in the metrics and report; default: none")
+    p.add_argument("--quality-param", action="append", metavar="KEY=VALUE", default=[],
+                   help="parameter passed to the quality plugin")
+    p.add_argument("--quality-timeout", type=float, default=60.0, help="seconds allowed per image's quality")
     p.add_argument("--out", "-o", type=Path, default=Path("runs"),
                    help="results folder; each run goes to OUT/DATASET/PROTOCOL/EXTRACTOR+MATCHER")
     p.add_argument("--cache-dir", type=Path, default=None,
@@ -154,6 +161,11 @@ def run(args: argparse.Namespace) -> int:
              for kind, names, params in (("extractor", {e for e, _ in plugin_pairs}, ext_params),
                                          ("matcher", {m for _, m in plugin_pairs}, mat_params))
              for name in sorted(names)}
+    if args.quality is not None:
+        specs["quality", args.quality] = PluginSpec.resolve("quality", args.quality,
+                                                             registry.parse_params(args.quality_param))
+    elif args.quality_param:
+        raise registry.PluginError("--quality-param without --quality")
     for spec in specs.values():
         registry.check_file_target(spec.kind, spec.target)
     dataset = _open_dataset(args, cache)
@@ -187,7 +199,8 @@ def _run_pairs(args, dataset, pairs, plugin_pairs, specs, cache, default_job, ba
         cfg = RunConfig(ext, mat, out, cache, jobs=args.jobs, extract_timeout=args.extract_timeout,
                         compare_timeout=args.compare_timeout, chunk_size=args.chunk_size,
                         init_timeout=args.init_timeout,
-                        force=args.force, retry_failed=args.retry_failed)
+                        force=args.force, retry_failed=args.retry_failed,
+                        quality=specs.get(("quality", args.quality)), quality_timeout=args.quality_timeout)
         try:
             summary = run_benchmark(dataset, pairs, cfg, backend)
         except (registry.PluginError, BackendError) as exc:

@@ -38,12 +38,22 @@ def format_summary(m: dict[str, Any], timing: dict[str, Any] | None = None) -> s
         if all(v is not None for v in medians.values()):
             speed += (f" (a comparison takes {_duration(medians['genuine'])} genuine, "
                       f"{_duration(medians['impostor'])} impostor, median)")
-    return (
+    line = (
         f"EER {_pct(acc['eer'])} [{_pct(acc['eer_low'])}, {_pct(acc['eer_high'])}] "
         f"FMR100 {point('fmr100')} FMR1000 {point('fmr1000')} ZeroFMR {point('zero_fmr')} "
         f"(genuine {acc['n_genuine']}, impostor {acc['n_impostor']}, "
         f"REJ_ENROLL {m['enrolment']['rej_enroll']}); {speed}"
     )
+    q = m.get("quality")
+    if q:
+        images, erc = q["images"], q["erc"]
+        median = images["distribution"]["median"]
+        line += (f"; quality {q['plugin']} median {'n/a' if median is None else f'{median:g}'} "
+                 f"({images['n_assessed']} of {images['n']} images assessed)")
+        if erc:
+            x, y = next((a["reject_fraction"], a["fnmr"]) for a in erc["at"] if a["target"] == 0.1)
+            line += f", FNMR {_pct(erc['fnmr_start'])} -> {_pct(y)} with {_pct(x)} lowest quality set aside"
+    return line
 
 
 def _identification_line(m: dict[str, Any], timing: dict[str, Any] | None) -> str:

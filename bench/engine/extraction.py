@@ -1,4 +1,5 @@
-"""Extraction as a job of the engine: templates from images, through the template cache.
+"""Extraction as a job of the engine: templates from images, through the template cache;
+and image quality (:func:`assess_quality`), the other job done once per image.
 
 :func:`extract_templates` is the one extraction step of every run (1:1 and 1:N): it
 reuses what the template cache holds (checked, see :mod:`bench.store.template_cache`), runs the
@@ -22,10 +23,13 @@ from bench.plugins import contract
 from bench.datasets.base import ImageError, Sample, read_grayscale
 from bench.engine.backends import Backend
 from bench.engine.isolation import Task, TaskFailure
-from bench.plugins import FailureToEnrol, warm_up
+from bench.plugins import FailureToEnrol, QualityNotApplicable, warm_up
 from bench.plugins.loading import PluginSpec
 from bench.progress import progress
-from bench.store import EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES, CsvLog, atomic_write, one_line, sound_rows
+from bench.store import (
+    EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES, QUALITY_OK, QUALITY_STATUSES, CsvLog, atomic_write, one_line,
+    rewrite_log, sound_rows,
+)
 from bench.template import Template
 from bench.store.template_cache import (
     CACHED_FAILURES, TRANSIENT_EXCEPTIONS, CacheEntryError, extractor_key, is_cacheable, read_entry, sha256_bytes,
@@ -246,3 +250,128 @@ def extract_templates(samples: dict[str, Sample], ids: Sequence[str], digests: d
     result.seconds = time.perf_counter() - t0
     result.extracted_now = {it["sid"] for it in todo}
     return result
+
+
+# ------------------------------------------------------------------------ image quality
+@dataclass(frozen=True)
+class QualityJob:
+    """Image quality as an engine job: a unit is one image, isolated like an extraction."""
+
+    spec: PluginSpec
+    dpis: tuple[float, ...]
+    score_range: tuple[float, float]
+    item_timeout: float
+    name: ClassVar[str] = "quality"
+    isolate_items: ClassVar[bool] = True
+    paths: tuple[str, ...] = ()
+
+    def setup(self) -> Any:
+        assessor = self.spec.build()
+        for dpi in self.dpis:
+            warm_up(assessor, self.spec.name, dpi)
+        return assessor
+
+    def handle(self, assessor: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return assess_items(assessor, items, self.score_range)
+
+    def shared_paths(self) -> Sequence[str]:
+        return self.paths
+
+
+def assess_items(assessor: Any, items: list[dict[str, Any]], score_range: tuple[float, float]) -> list[dict[str, Any]]:
+    """Runs in a worker: read each image and assess its quality. A plugin error, a value that
+    is not a finite number within ``score_range``, or an image the plugin declares itself not
+    applicable to becomes the item's record (status and message naming the file), never a raise."""
+    lo, hi = score_range
+    out = []
+    for item in items:
+        rec: dict[str, Any] = {"status": QUALITY_OK, "error": "", "quality": "", "seconds": ""}
+        try:
+            image = read_grayscale(Path(item["path"]), item.get("expected_size"))
+        except ImageError as exc:
+            rec.update(status="unreadable", error=str(exc))
+            out.append(rec)
+            continue
+        t0 = time.perf_counter()
+        try:
+            value = assessor.assess(image, float(item["dpi"]))
+            seconds = time.perf_counter() - t0
+        except QualityNotApplicable as exc:
+            rec.update(status="not_applicable", error=f"{item['path']}: {exc}", seconds=time.perf_counter() - t0)
+        except BaseException as exc:  # SystemExit and KeyboardInterrupt too: this item's failure only
+            where = contract.plugin_location(exc, assessor, "assess") or _last_frame(exc)
+            rec.update(status="error", error=f"{item['path']}: {type(exc).__name__}: {exc}"
+                                             + (f" at {where}" if where else ""),
+                       seconds=time.perf_counter() - t0)
+        else:
+            try:
+                q = float(value)
+            except (TypeError, ValueError):
+                q = float("nan")
+            if isinstance(value, bool) or not (lo <= q <= hi):  # NaN fails the comparison too
+                rec.update(status="out_of_range", seconds=seconds,
+                           error=f"{item['path']}: quality {value!r} is not a number within the declared "
+                                 f"score_range [{lo:g}, {hi:g}]")
+            else:
+                rec.update(quality=q, seconds=seconds)
+        out.append(rec)
+    return out
+
+
+def assess_quality(samples: dict[str, Sample], ids: Sequence[str], digests: dict[str, str], spec: PluginSpec,
+                   desc: dict[str, Any], backend: Backend, quality_log: CsvLog, *, timeout: float,
+                   expected_size: tuple[int, int] | None = None, retry_failed: bool = False,
+                   show_progress: bool | None = None) -> int:
+    """Make sure every sample of ``ids`` has a logged quality outcome in ``quality_log``;
+    return how many were assessed now.
+
+    A run resumed finds the outcomes it logged already and assesses only the rest
+    (``retry_failed``: failures again too; "not_applicable" is no failure). Samples whose
+    file is missing are logged as missing.
+    """
+    done = {r["sample"]: r for r in sound_rows(quality_log, QUALITY_STATUSES)}
+    if retry_failed and any(r["status"] not in (QUALITY_OK, "not_applicable") for r in done.values()):
+        done = {k: v for k, v in done.items() if v["status"] in (QUALITY_OK, "not_applicable")}
+        rewrite_log(quality_log, list(done.values()))
+    immediate, todo = [], []
+    for sid in ids:
+        if sid in done:
+            continue
+        s = samples[sid]
+        base = {"sample": sid, "file": "" if s.path is None else str(s.path)}
+        if s.path is None or sid not in digests:
+            immediate.append({**base, "status": "missing", "error": f"{s.path or sid}: file is missing from the dataset"})
+            continue
+        if s.attributes.get("template"):
+            immediate.append({**base, "status": "not_applicable",
+                              "error": f"{s.path}: a template file, not an image: no image quality"})
+            continue
+        todo.append({"sid": sid, "path": str(s.path), "dpi": s.dpi, "expected_size": expected_size})
+    quality_log.append(immediate)
+    if not todo:
+        return 0
+    score_range = (float(desc["score_range"][0]), float(desc["score_range"][1]))
+    job = QualityJob(spec, tuple(sorted({float(it["dpi"]) for it in todo})), score_range, timeout,
+                     paths=tuple(sorted({str(Path(it["path"]).parent) for it in todo})))
+    failures: dict[str, int] = defaultdict(int)
+    first_error = ""
+    with progress(len(todo), f"quality {desc['name']}", show_progress) as bar:
+        with contextlib.closing(backend.run(job, [Task(it["sid"], [it]) for it in todo])) as results:
+            for task, outcome in results:
+                item = task.items[0]
+                if isinstance(outcome, TaskFailure):
+                    rec = {"status": outcome.status, "error": f"{item['path']}: {outcome.message}",
+                           "quality": "", "seconds": ""}
+                else:
+                    rec = outcome[0]
+                rec["error"] = one_line(rec["error"])
+                if rec["status"] != QUALITY_OK:
+                    failures[rec["status"]] += 1
+                    first_error = first_error or rec["error"]
+                quality_log.append([{"sample": item["sid"], "file": item["path"], **rec}])
+                bar.update(1)
+    if failures:
+        log.warning("quality '%s': %s of %d images have no quality score (%s; first: %s); see %s", desc["name"],
+                    sum(failures.values()), len(todo), ", ".join(f"{k}: {v}" for k, v in sorted(failures.items())),
+                    first_error, quality_log.path)
+    return len(todo)

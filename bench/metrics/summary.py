@@ -18,17 +18,19 @@ import hashlib
 import json
 import time
 from pathlib import Path
-from typing import Any, Iterable, TypedDict, cast
+from typing import Any, Iterable, NotRequired, TypedDict, cast
 
 import numpy as np
 import pandas as pd
 from numpy.typing import ArrayLike
 
 from bench import metrics as M
+from bench.metrics import quality as Q
 from bench.metrics.identification import DEFAULT_FPIR_TARGETS, compute_identification_metrics
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
-    PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError, is_identification_run, write_json,
+    PAIR_FIELDS, QUALITY_FIELDS, QUALITY_OK, QUALITY_STATUSES, SCORE_FIELDS, RunDir, RunDirError,
+    is_identification_run, write_json,
 )
 
 
@@ -158,6 +160,75 @@ def load_scores(run: RunDir) -> pd.DataFrame:
     return merged.drop(columns=["_merge", "genuine_score"])
 
 
+def load_quality(run: RunDir, manifest: dict[str, Any], samples: Iterable[str]) -> pd.DataFrame | None:
+    """The per-image quality of a run (columns of ``quality.csv``, ``quality`` as float, NaN
+    where an image has none), indexed by sample; None when the run assessed none.
+
+    Raises RunDirError naming the file and line when the table and the manifest disagree
+    (a table without a quality plugin in the manifest, or the reverse), a row is malformed,
+    a status unknown, a sample repeated or not in the run, an ok quality not a finite
+    number within the plugin's declared range, or a sample of ``samples`` has no row.
+    """
+    desc = manifest.get("quality")
+    if desc is None:
+        if run.quality.exists():
+            raise RunDirError(f"{run.quality}: the run has a quality table but {run.manifest.name} names no quality "
+                              f"plugin (edited by hand?)")
+        return None
+    if not isinstance(desc, dict) or "name" not in desc or not isinstance(desc.get("score_range"), list) \
+            or len(desc["score_range"]) != 2:
+        raise RunDirError(f"{run.manifest}: 'quality' must name the plugin and its score_range (edited by hand?)")
+    lo, hi = (float(v) for v in desc["score_range"])
+    df = read_records(run.quality, QUALITY_FIELDS)
+    _check_values(run.quality, df, "status", QUALITY_STATUSES)
+    dup = df.duplicated("sample", keep=False).to_numpy()
+    if dup.any():
+        raise RunDirError(f"{run.quality}, line {_line(df, dup)}: {int(dup.sum())} rows repeat a sample "
+                          f"(first: {df.loc[dup, 'sample'].iloc[0]}); run it again with --force to recompute it")
+    value = pd.to_numeric(df["quality"].where(df["quality"] != "", np.nan), errors="coerce").to_numpy(float)
+    ok = (df["status"] == QUALITY_OK).to_numpy()
+    bad = ok & ~((value >= lo) & (value <= hi))
+    if bad.any():
+        i = _line(df, bad)
+        raise RunDirError(f"{run.quality}, line {i}: {int(bad.sum())} rows with status 'ok' have no quality within "
+                          f"the plugin's range [{lo:g}, {hi:g}] (first: {df['quality'].iloc[i - 2]!r})")
+    bad = ~ok & ~np.isnan(value)
+    if bad.any():
+        raise RunDirError(f"{run.quality}, line {_line(df, bad)}: a failed assessment carries a quality value")
+    df["quality"] = value
+    df["seconds"] = pd.to_numeric(df["seconds"], errors="coerce")
+    df = df.set_index("sample", drop=False)
+    wanted = list(dict.fromkeys(samples))
+    missing = [sid for sid in wanted if sid not in df.index]
+    if missing:
+        raise RunDirError(f"{run.quality}: {len(missing)} images of the run have no quality row (first: "
+                          f"{missing[0]}); the run is incomplete: run it again to finish it")
+    extra = sorted(set(df.index) - set(wanted))
+    if extra:
+        raise RunDirError(f"{run.quality}: {len(extra)} rows name samples that no pair of the run uses "
+                          f"(first: {extra[0]})")
+    return df
+
+
+def quality_part(manifest: dict[str, Any], quality: pd.DataFrame, df: pd.DataFrame,
+                 effective: np.ndarray) -> dict[str, Any]:
+    """The ``quality`` section of a run's summary (see :mod:`bench.metrics.quality`)."""
+    desc = manifest["quality"]
+    edges = Q.default_band_edges(desc["score_range"])
+    ok = quality["status"] == QUALITY_OK
+    q = quality["quality"]
+    return {
+        "plugin": desc["name"], "version": desc.get("version"), "params": desc.get("params"),
+        "score_range": desc["score_range"], "band_edges": edges,
+        "images": {"n": int(len(quality)), "n_assessed": int(ok.sum()),
+                   "failures_by_status": {k: int(v) for k, v in quality.loc[~ok, "status"].value_counts().items()},
+                   "distribution": Q.quality_distribution(q.to_numpy(float), edges),
+                   "ms": distribution(quality.loc[ok, "seconds"].to_numpy(float), 1e3)},
+        **Q.quality_summary(effective, df["genuine"].to_numpy(bool), df["probe"].map(q).to_numpy(float),
+                            df["reference"].map(q).to_numpy(float), edges),
+    }
+
+
 def comparison_status(status: pd.Series) -> np.ndarray:
     """Map stored statuses to the metric module's three kinds: ok, enrol_failed, failed."""
     s = status.fillna("failed").to_numpy(dtype=object)
@@ -211,7 +282,8 @@ class RunSummary(TypedDict):
     accuracy: dict[str, Any]                 # bench.metrics.compute_metrics
     enrolment: Enrolment
     speed: Speed
-    records_sha256: dict[str, str | None]    # the tables it comes from (SUMMARY_INPUTS)
+    records_sha256: dict[str, str | None]    # the tables it comes from (SUMMARY_INPUTS, quality.csv)
+    quality: NotRequired[dict[str, Any]]     # with a quality plugin: quality_part
     sha256: str                              # of its own content (summary_sha256)
 
 
@@ -300,8 +372,9 @@ def _file_sha256(path: Path) -> str | None:
 
 
 def records_sha256(run: RunDir) -> dict[str, str | None]:
-    """Digests of the record tables a summary is computed from."""
-    return {name: _file_sha256(run.path / name) for name in SUMMARY_INPUTS}
+    """Digests of the record tables a summary is computed from (``quality.csv`` too, when there is one)."""
+    names = SUMMARY_INPUTS + (("quality.csv",) if run.quality.exists() else ())
+    return {name: _file_sha256(run.path / name) for name in names}
 
 
 def summary_sha256(summary: dict[str, Any]) -> str:
@@ -348,6 +421,10 @@ def evaluate_run(path: Path, write: bool = True, *,
         **enrolment_and_speed(run),
         "records_sha256": inputs,
     }
+    quality = load_quality(run, manifest, pd.concat([df["probe"], df["reference"]]).tolist())
+    if quality is not None:
+        result["quality"] = quality_part(manifest, quality, df, M.apply_failures(
+            np.nan_to_num(scores, nan=0.0), genuine, status))
     if isinstance(manifest.get("speed"), str):  # why a run has no timings (imported scores)
         result["speed"]["note"] = manifest["speed"]
     result["sha256"] = summary_sha256(result)

@@ -1,4 +1,4 @@
-"""The plugin interface: what an extractor and a matcher must offer.
+"""The plugin interface: what an extractor, a matcher and a quality assessor must offer.
 
 Plugins need not inherit from anything: they satisfy these Protocols structurally.
 Hyper-parameters are explicit keyword arguments of ``__init__``, stored unchanged as
@@ -7,7 +7,9 @@ back and the harness can record them with every result.
 
 An extractor signals a failure to enrol by raising :class:`FailureToEnrol` (any other
 exception is also recorded as a failure, with its traceback). A matcher returns a
-similarity score for two templates; ``higher_is_better`` says which way it points.
+similarity score for two templates; ``higher_is_better`` says which way it points. A
+quality assessor gives an image a quality score (higher is better, as in ISO/IEC 29794-1),
+and raises :class:`QualityNotApplicable` for an image it is not defined for.
 """
 
 from __future__ import annotations
@@ -29,6 +31,10 @@ class ComparisonFailed(Exception):
     """The matcher could not compare these two templates."""
 
 
+class QualityNotApplicable(Exception):
+    """The quality algorithm is not defined for this image (its resolution, for example)."""
+
+
 @runtime_checkable
 class Extractor(Protocol):
     """Turns a grayscale image into a minutiae template.
@@ -47,8 +53,27 @@ class Extractor(Protocol):
         ...
 
 
+@runtime_checkable
+class QualityAssessor(Protocol):
+    """Gives a grayscale image a quality score.
+
+    Attributes:
+        version: version string of the algorithm (scores of different versions differ).
+        score_range: ``(lowest, highest)`` score it gives; higher is better quality. A value
+            outside it (an error code such as NFIQ 2's 255) or not finite is recorded as a
+            failure of that image, never as a quality.
+    """
+
+    version: str
+    score_range: tuple[float, float]
+
+    def assess(self, image: np.ndarray, dpi: float) -> float:
+        """``image`` is a 2-D uint8 array (0 = black), ``dpi`` its resolution."""
+        ...
+
+
 #: Optional hooks the engine uses when a plugin has them (and only these: the engine
-#: discovers nothing else). Extractors: ``warm_up(dpi)``. Matchers: the rest.
+#: discovers nothing else). Extractors and quality assessors: ``warm_up(dpi)``. Matchers: the rest.
 #: ``check_available()`` (static, either kind) returns "" or why the plugin cannot run here.
 HOOKS = {
     "warm_up": "one-time set-up (model loading, compilation), called in each worker before any timed "

@@ -9,6 +9,7 @@ import hashlib
 import importlib
 import importlib.util
 import json
+import math
 import os
 import sys
 from dataclasses import dataclass, field
@@ -122,6 +123,18 @@ def load_target(target: str) -> Any:
         raise registry.PluginError(f"{module_name} has no attribute {attr}{where}") from exc
 
 
+def quality_range(instance: Any, name: str) -> list[float]:
+    """The declared ``score_range`` of a quality assessor, checked: two finite numbers, low < high."""
+    rng = getattr(instance, "score_range", None)
+    try:
+        lo, hi = (float(v) for v in rng)  # type: ignore[union-attr]
+    except (TypeError, ValueError):
+        raise registry.PluginError(f"quality '{name}': score_range must be (lowest, highest), not {rng!r}") from None
+    if not (math.isfinite(lo) and math.isfinite(hi) and lo < hi):
+        raise registry.PluginError(f"quality '{name}': score_range {rng!r} is not two finite numbers, low < high")
+    return [lo, hi]
+
+
 # ------------------------------------------------------------ construction check
 def _no_setup() -> None:
     return None
@@ -139,6 +152,8 @@ def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any
             desc["_code_folder"] = str(folder) if folder is not None else ""
             if spec.kind == "extractor":
                 desc["template_format"] = getattr(instance, "template_format", "minutiae")
+            elif spec.kind == "quality":
+                desc["score_range"] = quality_range(instance, spec.name)
             else:
                 desc["higher_is_better"] = bool(getattr(instance, "higher_is_better", True))
                 desc["accepted_formats"] = list(getattr(instance, "accepted_formats", ("minutiae",)))
@@ -154,8 +169,9 @@ def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any
 
 def describe_plugins(specs: list[PluginSpec], timeout: float, cache_dir: Path | None = None) -> list[dict[str, Any]]:
     """Construct each plugin in an isolated worker, ``timeout`` seconds each, and describe it
-    (:meth:`PluginSpec.describe`, plus the template format of an extractor, and the score
-    direction, accepted formats and declared hooks of a matcher).
+    (:meth:`PluginSpec.describe`, plus the template format of an extractor, the score
+    direction, accepted formats and declared hooks of a matcher, and the score range of a
+    quality assessor).
 
     A constructor that raises, exits, crashes the process or hangs raises PluginError
     naming the plugin and the fault, instead of taking the caller down with it.

@@ -51,6 +51,10 @@ def cited(runs: Sequence[RunData], *, bootstrap: bool = True) -> dict[str, tuple
         add("\n".join(references.PROTOCOL_BIBTEX.get(r.protocol, ())), f"protocol {r.protocol}")
         add(_plugin_bibtex("extractor", r.extractor), f"extractor {r.extractor}")
         add(_plugin_bibtex("matcher", r.matcher), f"matcher {r.matcher}")
+        quality = r.manifest.get("quality")
+        if quality:
+            add(_plugin_bibtex("quality", quality["name"]), f"quality {quality['name']}")
+            add(references.ERROR_VERSUS_REJECT, "error-versus-reject characteristic")
     if bootstrap:
         add(references.SUBSETS_BOOTSTRAP, "95 % intervals (subject bootstrap)")
     return out

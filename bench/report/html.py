@@ -208,6 +208,13 @@ def overview_table(overview: dict[str, Any], colour_map: dict) -> str:
     return "<div class='scroll'><table class='matrix'>" + head + "".join(rows) + "</table></div>"
 
 
+def paper_table_html(table: Any) -> str:
+    """A :class:`bench.report.tables.PaperTable` as an HTML table (its caption is shown apart)."""
+    head = "".join(f"<th>{escape(c)}</th>" for c in table.columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(c)}</td>" for c in row) + "</tr>" for row in table.rows)
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
 def _worst_html(worst: tuple, label: str) -> str:
     imp, gen, note = worst
     parts = [f"<h3>Worst errors: {escape(label)}</h3>"]
@@ -350,6 +357,19 @@ def page(groups: Sequence[dict[str, Any]], labels: dict[str, str], colour_map: d
         if key in figures:
             parts.append("<h3>Score distributions</h3><div class='figs wide'>"
                          + fig(key, f"score distributions, {g['title']}") + "</div>")
+        quality = g.get("quality_table")
+        if quality is not None:
+            parts.append("<h3>Image quality</h3><div class='sub'>" + escape(quality.caption) + "</div>")
+            parts.append(paper_table_html(quality))
+            parts.append("<div class='figs'>")
+            for name, alt in (("quality", "image quality distribution"), ("erc", "error-versus-reject curves")):
+                key = f"{g['id']}-{name}"
+                if key in figures:
+                    parts.append(fig(key, f"{alt}, {g['title']}", "plot"))
+            parts.append("</div>")
+            key = f"{g['id']}-bands"
+            if key in figures:
+                parts.append("<div class='figs wide'>" + fig(key, f"DET per quality band, {g['title']}") + "</div>")
         worst = [(s, g["worst"].get(s["run"])) for s in ss if g["worst"].get(s["run"])]
         if worst:
             opened = " open" if n_runs <= 2 else ""

@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 
 from bench import metrics as M
-from bench.metrics.summary import comparison_status, load_scores, load_summary
+from bench.metrics.quality import pair_quality
+from bench.metrics.summary import comparison_status, load_quality, load_scores, load_summary
 from bench.store import (
     COMPARISON_OK, COMPARISON_STATUSES, ENROL_FAILED, EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES,
     PAIR_FIELDS, SCORE_FIELDS, RunDir, RunDirError,
@@ -56,6 +57,9 @@ class RunData:
     extractions: pd.DataFrame
     summary: dict[str, Any]
     warnings: list[str] = field(default_factory=list)
+    #: per-image quality (``quality.csv``, indexed by sample; NaN where an image has none),
+    #: None when the run assessed no quality
+    quality: pd.DataFrame | None = None
 
     # -- identity -------------------------------------------------------------------
     @property
@@ -121,6 +125,14 @@ class RunData:
         for p, r, k, s in zip(c["probe"], c["reference"], c["kind"], c["score_value"]):
             h.update(f"{p},{r},{k},{float(s).hex() if k == 'ok' else ''}\n".encode())
         return h.hexdigest()
+
+    def pair_quality(self) -> np.ndarray:
+        """The quality of each comparison, the lower of its two images' (NaN: none)."""
+        if self.quality is None:
+            raise ValueError(f"{self.path}: the run assessed no image quality")
+        q = self.quality["quality"]
+        c = self.comparisons
+        return pair_quality(c["probe"].map(q).to_numpy(float), c["reference"].map(q).to_numpy(float))
 
     def extraction_seconds(self) -> np.ndarray:
         ok = self.extractions["status"] == EXTRACTION_OK
@@ -267,6 +279,8 @@ def load_run(path: Path) -> RunData:
     df["similarity"] = np.where(kind == "ok", similarity, np.nan)
     df["effective"] = M.apply_failures(np.nan_to_num(similarity, nan=0.0), df["genuine"].to_numpy(bool), kind)
     ext = ext.loc[needed]
+    quality = load_quality(run, manifest, needed)
     summary, stale = load_summary(run.path)
     warnings += stale
-    return RunData(run.path, manifest, df.reset_index(drop=True), ext.reset_index(drop=True), summary, warnings)
+    return RunData(run.path, manifest, df.reset_index(drop=True), ext.reset_index(drop=True), summary, warnings,
+                   quality)

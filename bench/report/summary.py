@@ -199,6 +199,7 @@ def summarise(run: RunData, *, n_replicates: int = 1000, seed: int = 0, level: f
         },
         "provenance": provenance(run),
         "warnings": list(run.warnings),
+        **({"quality": run.summary["quality"]} if run.summary.get("quality") else {}),
     }
 
 

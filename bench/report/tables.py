@@ -363,8 +363,15 @@ def markdown(groups: Sequence[dict[str, Any]], labels: dict[str, str], notes: Se
                   "|---|" + "---|" * (len(thr.columns) - 1)]
         lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in thr.rows]
         lines.append("")
+        quality = g.get("quality_table")
+        if quality is not None:
+            lines += [f"{_md(quality.caption)}", "", "| " + " | ".join(_md(c) for c in quality.columns) + " |",
+                      "|---|" + "---|" * (len(quality.columns) - 1)]
+            lines += ["| " + " | ".join(_md(c) for c in row) + " |" for row in quality.rows]
+            lines.append("")
         for name, caption in (("det", "DET"), ("roc", "ROC"), ("scores", "Score distributions"),
-                              ("speed", "Accuracy against speed")):
+                              ("speed", "Accuracy against speed"), ("quality", "Image quality"),
+                              ("erc", "Error against reject"), ("bands", "DET per quality band")):
             key = f"{g['id']}-{name}"
             if key in figures:
                 lines += [f"![{caption}]({figures[key]})", ""]

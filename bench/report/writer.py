@@ -12,6 +12,10 @@ Output folder::
     figures/*.png     the figures of report.md; *.svg and *.pdf the same as vector files,
                       *.tex a LaTeX figure with its caption
     tables/*.csv|md|tex  each table of the report with its caption (LaTeX: booktabs)
+
+Runs that assessed image quality add, per dataset and protocol, the quality distribution,
+the error-versus-reject characteristic and DET curves per quality band (figures
+``*-quality``, ``*-erc``, ``*-bands``) and a table (``tables/*-quality``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bench.report import citations, html, plots, tables, worst
+from bench.report import quality as report_quality
 from bench.report.output import ReportOutput
 from bench.report.rundata import RunData, load_run
 from bench.report.summary import summarise, summary_document
@@ -179,14 +184,46 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
                     figures[key] = rendered
             files.path(f"figures/{key}.tex").write_text(tables.latex_figure(key, captions[key]), encoding="utf-8")
             figure_files[key] = f"figures/{key}.png"
+        with_quality = report_quality.quality_runs(entries)
+        if with_quality:
+            first_q = with_quality[0][1]
+            drawn_q = {"quality": report_quality.distribution_figure(first_q, f"Image quality: {first.dataset}")}
+            if any(r.summary["quality"]["erc"] for _, r in with_quality):  # some comparison has a pair quality
+                drawn_q["erc"] = report_quality.erc_figure(with_quality, colour_map, f"Error against reject: {title}")
+                drawn_q["bands"] = report_quality.bands_figure(with_quality, f"DET per quality band: {title}")
+            captions[f"{gid}-quality"] = (f"Image quality of the dataset's images by {report_quality.plugin_text(first_q)}; "
+                                          f"dotted: quality band edges. " + context)
+            captions[f"{gid}-erc"] = ("Error-versus-reject characteristic (Grother and Tabassi 2007; ISO/IEC "
+                                      "29794-1): FNMR at a threshold fixed where it is "
+                                      f"{100 * (first_q.summary['quality']['erc'] or {}).get('fnmr_target', 0.1):g} % "
+                                      "without rejection, as the genuine comparisons of lowest pair quality (the "
+                                      "lower of the two images') are set aside; dotted: the ideal curve. " + context)
+            captions[f"{gid}-bands"] = ("DET curves per band of pair quality (the lower of the two images' "
+                                        "qualities), genuine / impostor comparisons of each band in the legend; "
+                                        "a band without both is not drawn. " + context)
+            for name in [k for k in ("erc", "bands") if k not in drawn_q]:
+                del captions[f"{gid}-{name}"]
+            for name, fig in drawn_q.items():
+                key = f"{gid}-{name}"
+                for fmt in plots.FIGURE_FORMATS:
+                    rendered = plots.render(fig, fmt)
+                    files.path(f"figures/{key}.{fmt}").write_bytes(rendered)
+                    if fmt == "png":
+                        figures[key] = rendered
+                files.path(f"figures/{key}.tex").write_text(tables.latex_figure(key, captions[key]),
+                                                            encoding="utf-8")
+                figure_files[key] = f"figures/{key}.png"
         worst_cases = {}
         if worst_k > 0:
             for d in members:
                 worst_cases[str(d.path)] = worst.worst_errors(d, worst_k)
         group["worst"] = worst_cases
-        group["tables"] = {t.name: t.write(files) for t in (
-            tables.accuracy_table(group, labels), tables.thresholds_table(group, labels),
-            tables.speed_paper_table(group, labels))}
+        paper_tables = [tables.accuracy_table(group, labels), tables.thresholds_table(group, labels),
+                        tables.speed_paper_table(group, labels)]
+        if with_quality:
+            group["quality_table"] = report_quality.quality_table(group, with_quality)
+            paper_tables.append(group["quality_table"])
+        group["tables"] = {t.name: t.write(files) for t in paper_tables}
         groups.append(group)
 
     overview = {"labels": sorted({labels[str(d.path)] for d in data}),

@@ -8,7 +8,8 @@ Layout of a run directory::
     problems.json     what was wrong with the dataset when it was opened
     extractions.csv   one row per image: status, error, minutiae count, seconds
     scores.csv        one row per comparison: ids, subjects, genuine, score, status, seconds
-    metrics.json      derived from the two CSV files; recomputed by ``fingerbench metrics``
+    quality.csv       one row per image when a quality plugin ran: status, error, quality, seconds
+    metrics.json      derived from the CSV files; recomputed by ``fingerbench metrics``
 
 Rows are appended and flushed as they are produced. A process killed mid-write can leave
 at most one partial line at the end of a CSV file; opening the run drops it, so a restart
@@ -64,6 +65,13 @@ ENROL_FAILED = "enrol_failed"
 EXTRACTION_STATUSES = (EXTRACTION_OK, "fte", "unreadable", "error", "missing", "timeout", "crash")
 COMPARISON_STATUSES = (COMPARISON_OK, ENROL_FAILED, "failed", "timeout", "crash")
 PAIR_FIELDS = ["probe", "reference", "genuine"]
+QUALITY_FIELDS = ["sample", "file", "status", "error", "quality", "seconds"]
+#: Quality statuses: "ok" (a score within the plugin's declared range); "not_applicable"
+#: (the algorithm is not defined for the image, e.g. its resolution); the rest are failures
+#: to compute a quality ("out_of_range": a value outside the declared range, NaN or an
+#: error code).
+QUALITY_OK = "ok"
+QUALITY_STATUSES = (QUALITY_OK, "not_applicable", "unreadable", "missing", "error", "out_of_range", "timeout", "crash")
 
 
 class RunDirError(Exception):
@@ -232,13 +240,15 @@ class RunDir:
         self.path = Path(path)
 
     #: The files a run writes; ``--force`` removes these and nothing else.
-    OWN_FILES = ("manifest.json", "pairs.csv", "problems.json", "extractions.csv", "scores.csv", "metrics.json")
+    OWN_FILES = ("manifest.json", "pairs.csv", "problems.json", "extractions.csv", "scores.csv", "quality.csv",
+                 "metrics.json")
 
     manifest = property(lambda self: self.path / "manifest.json")
     pairs = property(lambda self: self.path / "pairs.csv")
     problems = property(lambda self: self.path / "problems.json")
     extractions = property(lambda self: self.path / "extractions.csv")
     scores = property(lambda self: self.path / "scores.csv")
+    quality = property(lambda self: self.path / "quality.csv")
     metrics = property(lambda self: self.path / "metrics.json")
 
     def exists(self) -> bool:
@@ -358,6 +368,13 @@ def row_fault(row: dict[str, Any], fields: list[str], statuses: tuple[str, ...])
             ok = False
         if not ok:
             return f"score {row['score']!r} of a comparison with status ok is not a finite number"
+    if "quality" in row and row["status"] == QUALITY_OK:
+        try:
+            ok = math.isfinite(float(row["quality"]))
+        except ValueError:
+            ok = False
+        if not ok:
+            return f"quality {row['quality']!r} of an image with status ok is not a finite number"
     return None
 
 

@@ -196,3 +196,18 @@ def test_other_libraries_info_messages_stay_out_of_the_terminal(tmp_path):
     assert (tmp_path / "report" / "report.html").is_file()
     lines = done.stderr.splitlines()
     assert lines and all(line.startswith(("INFO bench.", "WARNING ", "ERROR ")) for line in lines), lines[:5]
+
+
+def test_a_protocol_without_genuine_pairs_is_named_before_the_run(tmp_path, caplog):
+    from conftest import dummy
+    from test_report import toy_images
+
+    images = toy_images(tmp_path / "all")
+    one = tmp_path / "one"
+    one.mkdir()
+    for f in images.glob("*_1.png"):
+        (one / f.name).write_bytes(f.read_bytes())
+    assert main(["run", "-d", "folder", "--dataset-path", str(one), "--dataset-param", "dpi=500",
+                 "-e", f"{dummy('ToyExtractor')}", "-m", f"{dummy('ToyMatcher')}", "-o", str(tmp_path / "runs"),
+                 "-j", "1"]) == 0
+    assert "protocol fvc on dataset folder has no genuine pair (one impression per finger?)" in caplog.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -843,3 +844,20 @@ def test_report_of_a_real_nbis_run(shared_data, tmp_path):
     assert ind["eer"]["n_genuine"] == 280 and ind["eer"]["n_impostor"] == 45
     assert ind["fmr100"]["value"] is None  # 45 impostor comparisons
     assert ind["eer"]["ci_low"] <= ind["eer"]["value"] <= ind["eer"]["ci_high"]
+
+
+def test_a_run_without_genuine_pairs_is_reported_without_curves(tmp_path, caplog):
+    """One impression per finger (SOCOFing's real images under the FVC protocol) gives no
+    genuine pair: the report has the score distribution and no DET/ROC, and says why."""
+    images = toy_images(tmp_path / "all")
+    one = tmp_path / "one"
+    one.mkdir()
+    for f in images.glob("*_1.png"):
+        shutil.copy(f, one / f.name)
+    run = toy_run(toy_dataset(one), tmp_path / "run", tmp_path / "cache")
+    assert json.loads((run / "manifest.json").read_text())["protocol"]["n_genuine"] == 0
+    with caplog.at_level(logging.WARNING):
+        write_report([run], tmp_path / "report", n_replicates=20)
+    assert "no DET or ROC curve (0 genuine and 28 impostor comparisons)" in caplog.text
+    figures = {p.name for p in (tmp_path / "report" / "figures").glob("*.png")}
+    assert any(n.endswith("-scores.png") for n in figures) and not any("-det" in n or "-roc" in n for n in figures)

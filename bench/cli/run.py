@@ -174,6 +174,12 @@ def run(args: argparse.Namespace) -> int:
     pairs = protocols.build(args.protocol, dataset, **registry.parse_params(args.protocol_param))
     log.info("dataset %s: %d samples; protocol %s: %d genuine, %d impostor pairs",
              dataset.name, len(dataset.samples), pairs.protocol, pairs.n_genuine, pairs.n_impostor)
+    if not pairs.n_genuine or not pairs.n_impostor:
+        missing = "genuine" if not pairs.n_genuine else "impostor"
+        log.warning("protocol %s on dataset %s has no %s pair (%s): no EER, DET or FNMR can be computed; "
+                    "choose a protocol that pairs this dataset's impressions (fingerbench list protocols, "
+                    "datasets.md)", pairs.protocol, dataset.name, missing,
+                    "one impression per finger?" if missing == "genuine" else "one finger?")
     try:
         backend = backend_from_args(args)
     except BackendError as exc:

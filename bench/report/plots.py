@@ -213,9 +213,9 @@ def scores_figure(entries: Sequence[tuple[str, RunData]]) -> bytes:
                 note = f"; {clipped} above {hi:.3g} not shown"
             bins = np.linspace(lo, hi, 41)
             hi_imp = ax.hist(imp, bins=bins, density=True, alpha=0.55, color="#D55E00",
-                             label=f"impostor ({imp.size})")[0]
+                             label=f"impostor ({imp.size})")[0] if imp.size else np.zeros(1)
             hi_gen = ax.hist(gen, bins=bins, density=True, alpha=0.55, color="#0072B2",
-                             label=f"genuine ({gen.size})")[0]
+                             label=f"genuine ({gen.size})")[0] if gen.size else np.zeros(1)
             top_imp = float(np.max(hi_imp)) if imp.size else 0.0
             top_gen = float(np.max(hi_gen)) if gen.size else 0.0
             if top_gen > 0 and top_imp > 4 * top_gen:
@@ -240,10 +240,12 @@ def scores_figure(entries: Sequence[tuple[str, RunData]]) -> bytes:
         finite = np.isfinite(t)
         if finite.any():
             tt = sign * t[finite]
-            ax.step(tt, curve.fmr[finite], where="post", color="#D55E00", lw=1.5, label="FMR(t)")
-            ax.step(tt, curve.fnmr[finite], where="post", color="#0072B2", lw=1.5, label="FNMR(t)")
-            e = curve.eer()
-            if np.isfinite(e.threshold):
+            if imp_e.size:
+                ax.step(tt, curve.fmr[finite], where="post", color="#D55E00", lw=1.5, label="FMR(t)")
+            if gen_e.size:
+                ax.step(tt, curve.fnmr[finite], where="post", color="#0072B2", lw=1.5, label="FNMR(t)")
+            e = curve.eer() if gen_e.size and imp_e.size else None
+            if e is not None and np.isfinite(e.threshold):
                 ax.axvline(sign * e.threshold, color="#777777", lw=0.8, ls="--")
                 ax.text(sign * e.threshold, 0.95, f" EER {100 * e.eer:.2f}%", fontsize=7, va="top")
             if both.size:

@@ -159,9 +159,16 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
         group = {"id": gid, "title": title, "column": column, "subtitle": subtitle, "summaries": ss}
         context = tables.caption_context(group)
         entries = [(labels[str(d.path)], d) for d in members]
-        drawn = {"det": plots.det_figure(entries, colour_map, f"DET: {title}"),
-                 "roc": plots.roc_figure(entries, colour_map, f"ROC: {title}"),
-                 "scores": plots.scores_figure(entries)}
+        # a curve needs genuine and impostor scores (one impression per finger has no genuine pair)
+        curved = [(label, d) for label, d in entries if all(len(x) for x in d.effective_scores())]
+        for label, d in entries:
+            if (label, d) not in curved:
+                log.warning("%s: no DET or ROC curve (%s genuine and %s impostor comparisons)", d.path,
+                            *(len(x) for x in d.effective_scores()))
+        drawn = {"scores": plots.scores_figure(entries)}
+        if curved:
+            drawn = {"det": plots.det_figure(curved, colour_map, f"DET: {title}"),
+                     "roc": plots.roc_figure(curved, colour_map, f"ROC: {title}"), **drawn}
         captions[f"{gid}-det"] = "DET curves (FNMR against FMR, normal-deviate axes), EER marked. " + context
         captions[f"{gid}-roc"] = "ROC curves (1 - FNMR against FMR, log scale). " + context
         captions[f"{gid}-scores"] = "Genuine and impostor score distributions, FMR(t) and FNMR(t). " + context

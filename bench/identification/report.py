@@ -23,9 +23,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
-import time
 from dataclasses import dataclass
-from html import escape
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -248,7 +246,7 @@ def _headers(L_values: set[int]) -> list[str]:
 # ------------------------------------------------------------------ writing
 def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
     """Write the report of identification ``runs`` into ``out``; return report.html's path."""
-    from bench.report import html as H
+    from bench.report.html import render
     from bench.report.plots import colours
 
     paths = list(dict.fromkeys(Path(r).resolve() for r in runs))
@@ -263,19 +261,13 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
         groups.setdefault(d.protocol_key, []).append(d)
     summaries = {str(d.path): summarise(d, labels[str(d.path)]) for d in data}
 
-    parts = ["<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
-             "<meta name='viewport' content='width=device-width, initial-scale=1'>",
-             "<title>FingerBench identification report</title><style>", H.CSS, "</style></head><body><main>",
-             "<header><h1>FingerBench identification report</h1><div class='sub'>"
-             f"{len(data)} run{'s' if len(data) != 1 else ''}, {len(groups)} protocol{'s' if len(groups) != 1 else ''}"
-             f" &middot; generated {escape(time.strftime('%Y-%m-%d %H:%M'))} &middot; "
-             "<a href='#method'>how the numbers are made</a></div></header>"]
     md = ["# FingerBench identification report", ""]
+    notes = []
     if len(groups) > 1:
-        note = (f"These runs use {len(groups)} different protocols: each is reported in its own section "
-                f"and curves are never overlaid across them.")
-        parts.append(f"<div class='note'>{escape(note)}</div>")
-        md += [note, ""]
+        notes.append(f"These runs use {len(groups)} different protocols: each is reported in its own section "
+                     f"and curves are never overlaid across them.")
+        md += [notes[0], ""]
+    page_groups: list[dict[str, Any]] = []
     cmc_rows: list[list[Any]] = []
     det_rows: list[list[Any]] = []
     for gi, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: kv[1][0].manifest["protocol"]["name"])):
@@ -293,23 +285,17 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
             files.path(f"figures/{gid}-{name}.png").write_bytes(data_png)
         heads = _headers({d.candidates for d in members})
         rows = [(lab, summaries[str(d.path)]) for lab, d in entries]
-        parts.append(f"<h2 id='{gid}'>{escape(title)}</h2><div class='sub'>{escape(sub)}</div>")
-        parts.append("<div class='scroll'><table><tr><th>algorithm</th>"
-                     + "".join(f"<th>{escape(h)}</th>" for h in heads) + "</tr>")
         reasons = []
         for lab, s in rows:
-            cells = _row_cells(s)
-            parts.append(f"<tr><td class='alg'>{H._swatch(colour_map[lab][0])}{escape(lab)}</td>"
-                         + "".join(f"<td>{escape(c)}</td>" for c in cells) + "</tr>")
             for f in FPIR_SHOWN:
                 value, why = _fnir_text(s["fnir_at_fpir"][f"rank1@{f}"])
                 if why:
                     reasons.append(f"{lab}, FPIR = {float(f):.0%}: {why}")
-        parts.append("</table></div>")
-        if reasons:
-            parts.append("<ul class='reasons'>" + "".join(f"<li>{escape(r)}</li>" for r in reasons) + "</ul>")
-        parts.append("<div class='figs'>" + H._img(figs["cmc"], f"CMC curves, {title}")
-                     + H._img(figs["det"], f"identification DET curves, {title}") + "</div>")
+        page_groups.append({
+            "id": gid, "title": title, "subtitle": sub, "head": heads, "reasons": reasons,
+            "rows": [{"label": lab, "colour": colour_map[lab][0], "texts": _row_cells(s)} for lab, s in rows],
+            "figures": [[{"data": figs["cmc"], "alt": f"CMC curves, {title}"},
+                         {"data": figs["det"], "alt": f"identification DET curves, {title}"}]]})
         md += [f"## {title}", "", sub, "", "| algorithm | " + " | ".join(heads) + " |",
                "|" + "---|" * (len(heads) + 1)]
         md += [f"| {lab} | " + " | ".join(_row_cells(s)) + " |" for lab, s in rows]
@@ -323,11 +309,13 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
                     c = d.curve(rank)
                     for thr, fp, fn in zip(c.thresholds, c.fpir, c.fnir):
                         det_rows.append([str(d.path), lab, rank, float(thr), float(fp), float(fn)])
-    parts.append(METHOD)
-    parts.append("<h2>Provenance</h2>" + _provenance(data, labels))
-    parts.append("<footer>Made by FingerBench from the stored search tables of the runs; summary.json, cmc.csv "
-                 "and det.csv hold the same numbers.</footer></main></body></html>")
-    (out / "report.html").write_text("\n".join(parts), encoding="utf-8")
+    subtitle = (f"{len(data)} run{'s' if len(data) != 1 else ''}, "
+                f"{len(groups)} protocol{'s' if len(groups) != 1 else ''}")
+    page = render("identification.html", title="FingerBench identification report", subtitle=subtitle,
+                  notes=notes, warnings=[], groups=page_groups, provenance=_provenance(data, labels),
+                  footer="Made by FingerBench from the stored search tables of the runs; summary.json, cmc.csv "
+                         "and det.csv hold the same numbers.")
+    (out / "report.html").write_text(page, encoding="utf-8")
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     write_json(out / "summary.json", {"schema": "fingerbench-identification-report", "version": 1,
                                       "runs": [summaries[str(d.path)] for d in data]})
@@ -344,8 +332,8 @@ def _csv(path: Path, header: list[str], rows: list[list[Any]]) -> None:
         w.writerows(rows)
 
 
-def _provenance(data: Sequence[IdRun], labels: dict[str, str]) -> str:
-    rows = ["<tr><th>run</th><th>templates</th><th>matcher</th><th>search</th><th>machine</th><th>source</th></tr>"]
+def _provenance(data: Sequence[IdRun], labels: dict[str, str]) -> list[dict[str, Any]]:
+    rows = []
     for d in data:
         m = d.manifest
         env = m.get("environment") or {}
@@ -361,33 +349,12 @@ def _provenance(data: Sequence[IdRun], labels: dict[str, str]) -> str:
             e = tpl["extractor"]
             parts.append(f"extractor {e.get('name')} {e.get('version')} {json.dumps(e.get('params') or {})}")
         mt = m["matcher"]
-        pkgs = ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())
-        commit = (src.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if src.get("dirty") else "")
-        rows.append(
-            f"<tr><td><b>{escape(labels[str(d.path)])}</b><br><code>{escape(str(d.path))}</code><br>"
-            f"{escape(str(m.get('created') or ''))}</td>"
-            f"<td>{'<br>'.join(escape(p) for p in parts)}</td>"
-            f"<td>{escape(str(mt.get('name')))} {escape(str(mt.get('version')))}<br>"
-            f"<code>{escape(json.dumps(mt.get('params') or {}))}</code></td>"
-            f"<td>{escape(json.dumps(m.get('search') or {}))}<br>{escape(json.dumps(m.get('backend') or {}))}</td>"
-            f"<td>{escape(str(mach.get('cpu', 'unknown')))}<br>{escape(str(mach.get('cores', '?')))} cores</td>"
-            f"<td>commit <code>{escape(commit)}</code><br><span class='sub'>{escape(pkgs)}</span></td></tr>")
-    return "<table class='prov'>" + "".join(rows) + "</table>"
-
-
-METHOD = """
-<h2 id="method">How the numbers are made</h2>
-<p>Terms of NIST FpVTE 2012 and ISO/IEC 19795-1. A search compares a probe with the whole gallery and
-returns the top L subjects (a subject's score is the best score of its templates). A search is mated
-when the probe's subject is enrolled. Rank-k identification rate (CMC): share of mated searches whose
-mate is within rank k, whatever its score; ranks are pessimistic (a tie counts against the mate).
-FPIR(T): share of non-mated searches with any candidate scoring &ge; T. FNIR(T, L): share of mated
-searches whose mate is not among the first L candidates with score &ge; T. FNIR at FPIR = x is the
-lowest FNIR over thresholds with FPIR &le; x; a target below 1 / (non-mated searches) is
-<i>unresolvable</i> and never shown as a number. Failures to enrol a probe stay in the denominators
-(a miss, or a correct rejection); a failed comparison scores as an error at every threshold.
-Penetration rate: share of the gallery compared per search.</p>
-<p>Speed: time inside the matcher per search, in single-threaded workers (latency, as NIST times it;
-CPU time in brackets), gallery preparation counted apart; searches/s: wall-clock throughput of the whole
-search phase on all workers.</p>
-"""
+        rows.append({
+            "label": labels[str(d.path)], "run": str(d.path), "created": str(m.get("created") or ""),
+            "templates": parts, "matcher": f"{mt.get('name')} {mt.get('version')}",
+            "matcher_params": json.dumps(mt.get("params") or {}), "search": json.dumps(m.get("search") or {}),
+            "backend": json.dumps(m.get("backend") or {}), "cpu": str(mach.get("cpu", "unknown")),
+            "cores": str(mach.get("cores", "?")),
+            "commit": (src.get("commit") or "unknown")[:12] + (" (uncommitted changes)" if src.get("dirty") else ""),
+            "packages": ", ".join(f"{k} {v}" for k, v in (env.get("packages") or {}).items())})
+    return rows

@@ -109,3 +109,21 @@ def test_model_versions_are_explicit_and_recorded():
 
     ident = TemplateSources(seed=0).identity([syn.template_id(1, 1)])
     assert ident["synthetic"]["model"]["version"] == "2"
+
+
+# ------------------------------------------------------------------ image-based galleries
+def test_image_gallery_protocol_has_the_minutiae_model_protocol_shape():
+    from bench.identification import protocol as proto
+    from benchmarks.gallery_fidelity import image_protocol
+
+    images = image_protocol(50, mated=10, nonmated=20, seed=3)
+    model = proto.synthetic(50, 30, 10 / 30, seed=3)
+
+    assert (images.n_gallery, images.n_probes, images.n_mated) == (model.n_gallery, model.n_probes, model.n_mated)
+    # the same fingers are searched: mated ones drawn alike, non-mated ones numbered after the gallery
+    as_numbers = [(int(i.split("_")[0]), int(i.split("_")[1])) for i in images.probe_ids]
+    assert as_numbers == [syn.parse_id(i) for i in model.probe_ids]
+    assert images.gallery_ids == [f"{f}_1" for f in range(1, 51)]
+    mated = images.probe_mated()
+    assert all(int(s) <= 50 for s, m in zip(images.probe_subjects, mated) if m)
+    assert all(int(s) > 50 for s, m in zip(images.probe_subjects, mated) if not m)

@@ -127,3 +127,22 @@ def test_image_gallery_protocol_has_the_minutiae_model_protocol_shape():
     mated = images.probe_mated()
     assert all(int(s) <= 50 for s, m in zip(images.probe_subjects, mated) if m)
     assert all(int(s) > 50 for s, m in zip(images.probe_subjects, mated) if not m)
+
+
+def test_calibration_figure_is_redrawn_from_the_stored_data(tmp_path):
+    pytest.importorskip("matplotlib")
+    import json
+    from pathlib import Path
+
+    from benchmarks import figures
+
+    assert figures.main(["calibration", "--out", str(tmp_path)]) == 0
+    made = tmp_path / "synthetic_calibration.png"
+    shipped = Path(figures.ROOT) / "docs" / "img" / "synthetic_calibration.png"
+    assert made.stat().st_size > 10_000 and shipped.is_file()
+    data = json.loads((Path(figures.ROOT) / "docs" / "data" / "calibration.json").read_text())
+    # the stored curves agree with the stored quantiles: share of impostors >= the 99th percentile is about 1 %
+    for group in ("fvc2000", "fvc2002"):
+        q99 = data["pooled"][group]["impostor"]["q99"]
+        sf = np.interp(q99, cal.IMPOSTOR_GRID, data["curves"][f"{group.upper()} pooled"]["impostor_sf"])
+        assert 0.003 < sf < 0.03

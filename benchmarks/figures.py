@@ -17,6 +17,9 @@ Figures (``--out``, default ``docs/img``):
   (:func:`bench.synthetic.figure.comparison_figure`).
 * ``identification_scale.png``: searches/s and comparisons/s against gallery size, drawn
   from the measurements in ``docs/data/bench_1n.json`` (``benchmarks.bench_1n``'s plot).
+* ``synthetic_calibration.png``: MCC genuine and impostor score distributions of the FVC
+  B sets and of the synthetic minutiae model's versions, drawn from
+  ``docs/data/calibration.json`` (``benchmarks.calibration``'s plot).
 """
 
 from __future__ import annotations
@@ -97,6 +100,13 @@ def synthetic_figure(data_root: Path, out: Path) -> Path:
     return comparison_figure(out / "synthetic_vs_fvc2002db4.png", real)
 
 
+def calibration_figure(out: Path) -> Path:
+    from benchmarks.calibration import figure
+
+    return figure(json.loads((ROOT / "docs" / "data" / "calibration.json").read_text()),
+                  out / "synthetic_calibration.png")
+
+
 def identification_figure(out: Path) -> Path:
     from benchmarks.bench_1n import _plot
 
@@ -106,7 +116,7 @@ def identification_figure(out: Path) -> Path:
     return path
 
 
-FIGURES = ("report", "synthetic", "identification")
+FIGURES = ("report", "synthetic", "identification", "calibration")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -122,6 +132,8 @@ def main(argv: list[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     wanted = args.figures or list(FIGURES)
     made = []
+    if "calibration" in wanted:
+        made.append(calibration_figure(args.out))
     if "identification" in wanted:
         made.append(identification_figure(args.out))
     if "synthetic" in wanted:

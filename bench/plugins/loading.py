@@ -139,6 +139,9 @@ def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any
             desc["_code_folder"] = str(folder) if folder is not None else ""
             if spec.kind == "extractor":
                 desc["template_format"] = getattr(instance, "template_format", "minutiae")
+            elif spec.kind == "index":
+                desc["accepted_formats"] = list(getattr(instance, "accepted_formats", ("minutiae",)))
+                desc["work_unit"] = str(getattr(instance, "work_unit", ""))
             else:
                 desc["higher_is_better"] = bool(getattr(instance, "higher_is_better", True))
                 desc["accepted_formats"] = list(getattr(instance, "accepted_formats", ("minutiae",)))

@@ -1,7 +1,7 @@
 """Plugin discovery through entry points, loaded lazily.
 
-Built-in extractors and matchers are registered in ``pyproject.toml`` under the groups
-``fingerbench.extractors`` and ``fingerbench.matchers``, exactly like a third-party
+Built-in extractors, matchers and indexes are registered in ``pyproject.toml`` under the
+groups ``fingerbench.extractors``, ``fingerbench.matchers`` and ``fingerbench.indexes``, exactly like a third-party
 package would register its own, so there is one code path. Listing plugins imports
 nothing heavy; a plugin's module is imported only when it is used (or when its
 availability is checked), and an import failure is reported as "unavailable" with the
@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 GROUPS = {
     "extractor": "fingerbench.extractors",
     "matcher": "fingerbench.matchers",
+    "index": "fingerbench.indexes",
 }
 
 

@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "with its availability and, when unavailable, the reason; for "
                                    "datasets, whether their files were found and their resolution.",
                        epilog=epilog(EXAMPLES))
-    p.add_argument("what", nargs="?", choices=["extractors", "matchers", "datasets", "protocols"],
+    p.add_argument("what", nargs="?", choices=["extractors", "matchers", "indexes", "datasets", "protocols"],
                    help="list only this kind")
     p.add_argument("--data-root", type=Path, action=Once,
                    help="folder holding datasets in their default sub-folders: say which datasets are found "
@@ -81,14 +81,14 @@ def run(args: argparse.Namespace) -> int:
     from bench.plugins import registry
 
     out: dict[str, list[dict[str, Any]]] = {}
-    for kind in ("extractor", "matcher"):
+    for kind in ("extractor", "matcher", "index"):
         rows = []
         for name in registry.names(kind):
             e = registry.entry(kind, name)
             ok, reason = e.availability()
             rows.append({"name": name, "available": ok, "reason": reason, "target": e.target,
                          "package": e.distribution})
-        out[kind + "s"] = rows
+        out["indexes" if kind == "index" else kind + "s"] = rows
     out["datasets"] = [_dataset_row(name, info, args.data_root)
                        for name, info in sorted(datasets.available().items())]
     out["protocols"] = [{"name": n, "available": True, "reason": "", "description": d}

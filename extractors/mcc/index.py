@@ -166,9 +166,9 @@ class MccVectorIndex:
 
     @staticmethod
     def check_available() -> str:
-        try:
-            import usearch.index  # noqa: F401  (availability only)
-        except ImportError:
+        import importlib.util
+
+        if importlib.util.find_spec("usearch") is None:
             return "needs the usearch package (pip install 'fingerbench[ann]')"
         return ""
 

@@ -222,3 +222,24 @@ def test_mcc_vector_index_ranks_the_mate_first_for_its_own_template():
     for i in (0, 17, 49):
         pos, work = idx.search(gallery[i], 5)
         assert pos[0] == i and len(pos) == 5 and work > 0
+
+
+def test_report_draws_the_trade_off_and_the_hit_rates(tmp_path):
+    from bench.identification.report import write_identification_report
+
+    p = small_protocol(subjects=20, probes=6)
+    run(tmp_path, "plain", None, p)
+    run(tmp_path, "c30", IndexSettings(count_index(), penetration=0.3), p)
+    run(tmp_path, "c50", IndexSettings(count_index(), penetration=0.5), p)
+    write_identification_report([tmp_path / "plain", tmp_path / "c30", tmp_path / "c50"], tmp_path / "report")
+    figures = sorted(f.name for f in (tmp_path / "report" / "figures").iterdir())
+    assert "g1-pareto.png" in figures and "g1-hit-rate.png" in figures
+    rows = (tmp_path / "report" / "hit_rate.csv").read_text().splitlines()
+    assert rows[0] == "run,label,curve,penetration,hit_rate"
+    index_rows = [r.split(",") for r in rows[1:] if ",index," in r]
+    t = read_table(tmp_path / "c50" / "searches")
+    needed = t["mate_index_fraction"][t["mated"]]
+    for r in index_rows:
+        if r[0].endswith("c50"):
+            assert float(r[4]) == pytest.approx(np.mean(needed <= float(r[3]) + 1e-12))
+    assert any(",oracle," in r for r in rows)

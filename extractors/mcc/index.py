@@ -20,12 +20,14 @@ Both follow the index interface of :class:`bench.plugins.Index`: ``build(gallery
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Sequence
 
 import numpy as np
 
 from bench import references
 from bench.template import Template
+from extractors.mcc import compiled
 from extractors.mcc.cylinders import CylinderParams, build_cylinders, cell_offsets
 
 
@@ -37,10 +39,30 @@ def _cylinder_params(radius: float, ns: int, nd: int, sigma_s: float, sigma_d: f
                           min_neighbours=2, bits=True, reference_dpi=float(reference_dpi))
 
 
+_PROBE_CELLS: dict[CylinderParams, weakref.WeakKeyDictionary] = {}
+
+
 def cylinder_bits(template: Template, params: CylinderParams) -> np.ndarray:
-    """The template's valid bit cylinders as a (cylinders, cells x nd) uint8 0/1 array."""
-    cyl = build_cylinders(template, params)
+    """The template's valid bit cylinders as a (cylinders, cells x nd) uint8 0/1 array
+    (the compiled cylinder builder's when it is available: the same cylinders)."""
+    if compiled.AVAILABLE:
+        cyl, _layout = compiled.build(template, params)
+    else:
+        cyl = build_cylinders(template, params)
     return cyl.dense().astype(np.uint8) if len(cyl) else np.zeros((0, cyl.n_bits), dtype=np.uint8)
+
+
+def probe_bits(template: Template, params: CylinderParams) -> np.ndarray:
+    """:func:`cylinder_bits` of a probe, kept while the probe lives: a probe is searched in
+    every gallery shard, each with an index of its own."""
+    cache = _PROBE_CELLS.setdefault(params, weakref.WeakKeyDictionary())
+    try:
+        return cache[template]
+    except KeyError:
+        cells = cache[template] = cylinder_bits(template, params)
+        return cells
+    except TypeError:  # not weak-referenceable
+        return cylinder_bits(template, params)
 
 
 class MccLshIndex:
@@ -107,7 +129,7 @@ class MccLshIndex:
         self._owner = owner
 
     def search(self, probe: Template, budget: int) -> tuple[np.ndarray, int]:
-        cells = cylinder_bits(probe, self._params())
+        cells = probe_bits(probe, self._params())
         if len(cells) == 0 or self._n_templates == 0:
             return np.empty(0, dtype=np.int64), 0
         m = len(cells)
@@ -172,10 +194,10 @@ class MccVectorIndex:
             return "needs the usearch package (pip install 'fingerbench[ann]')"
         return ""
 
-    def vector(self, template: Template) -> np.ndarray | None:
+    def vector(self, template: Template, probe: bool = False) -> np.ndarray | None:
         """The template's fixed-length vector (unit length), or None without a valid cylinder."""
-        cells = cylinder_bits(template, _cylinder_params(self.radius, self.ns, self.nd, self.sigma_s, self.sigma_d,
-                                                         self.reference_dpi))
+        params = _cylinder_params(self.radius, self.ns, self.nd, self.sigma_s, self.sigma_d, self.reference_dpi)
+        cells = probe_bits(template, params) if probe else cylinder_bits(template, params)
         if len(cells) == 0:
             return None
         v = cells.mean(axis=0, dtype=np.float64)
@@ -195,7 +217,7 @@ class MccVectorIndex:
             self._index.add(keep, np.stack([vectors[int(i)] for i in keep]), threads=1)
 
     def search(self, probe: Template, budget: int) -> tuple[np.ndarray, int]:
-        v = self.vector(probe)
+        v = self.vector(probe, probe=True)
         k = min(int(budget), len(self._index))
         if v is None or k <= 0:
             return np.empty(0, dtype=np.int64), 0

@@ -72,7 +72,9 @@ class MccLshIndex:
     them); the cylinder grid ``ns`` x ``ns`` x ``nd`` (coarser than the matcher's: a short
     vector whose bits are set often enough to be sampled). A hash value whose sampled bits
     are all 0 says nothing about a cylinder (most cells of any cylinder are 0), so it is not
-    indexed. The score of a gallery template is the
+    indexed, and a bucket holding more than the share ``max_bucket`` of the gallery's
+    cylinders is not visited: like a word found in every document, it costs much work and
+    says little (the stop words of text retrieval). The score of a gallery template is the
     sum, over the probe's cylinders, of the largest number of tables in which that cylinder
     collides with one of the template's cylinders.
     """
@@ -82,11 +84,12 @@ class MccLshIndex:
     accepted_formats = ("minutiae",)
     work_unit = "cylinder collisions visited"
 
-    def __init__(self, tables: int = 32, bits: int = 24, ns: int = 8, nd: int = 5, radius: float = 70.0,
+    def __init__(self, tables: int = 64, bits: int = 20, ns: int = 8, nd: int = 5, radius: float = 70.0,
                  sigma_s: float = 28.0 / 3.0, sigma_d: float = 2.0 * math.pi / 9.0, reference_dpi: float = 500.0,
-                 seed: int = 0) -> None:
+                 max_bucket: float = 0.002, seed: int = 0) -> None:
         self.tables = tables
         self.bits = bits
+        self.max_bucket = max_bucket
         self.ns = ns
         self.nd = nd
         self.radius = radius
@@ -136,8 +139,8 @@ class MccLshIndex:
         keys = self._keys(cells).ravel()
         lo = np.searchsorted(self._sorted_keys, keys, side="left")
         hi = np.searchsorted(self._sorted_keys, keys, side="right")
-        hi[keys == 0] = lo[keys == 0]
         n = hi - lo
+        n[(keys == 0) | (n > self.max_bucket * max(self._n_cylinders, 1))] = 0
         total = int(n.sum())
         if total == 0:
             return np.empty(0, dtype=np.int64), 0

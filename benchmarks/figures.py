@@ -17,6 +17,8 @@ Figures (``--out``, default ``docs/img``):
   (:func:`bench.synthetic.figure.comparison_figure`).
 * ``identification_scale.png``: searches/s and comparisons/s against gallery size, drawn
   from the measurements in ``docs/data/bench_1n.json`` (``benchmarks.bench_1n``'s plot).
+* ``indexing.png``: the 1:N accuracy / speed trade-off (Pareto chart) and the indexes' hit
+  rates, drawn from ``docs/data/indexing.json`` (``benchmarks.indexing``'s plot).
 """
 
 from __future__ import annotations
@@ -106,7 +108,16 @@ def identification_figure(out: Path) -> Path:
     return path
 
 
-FIGURES = ("report", "synthetic", "identification")
+def indexing_figure(out: Path) -> Path:
+    from benchmarks.indexing import _plot
+
+    rows = json.loads((ROOT / "docs" / "data" / "indexing.json").read_text())["rows"]
+    path = out / "indexing.png"
+    _plot(rows, path)
+    return path
+
+
+FIGURES = ("report", "synthetic", "identification", "indexing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -124,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
     made = []
     if "identification" in wanted:
         made.append(identification_figure(args.out))
+    if "indexing" in wanted:
+        made.append(indexing_figure(args.out))
     if "synthetic" in wanted:
         made.append(synthetic_figure(args.data_root, args.out))
     if "report" in wanted:

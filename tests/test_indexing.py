@@ -243,3 +243,15 @@ def test_report_draws_the_trade_off_and_the_hit_rates(tmp_path):
         if r[0].endswith("c50"):
             assert float(r[4]) == pytest.approx(np.mean(needed <= float(r[3]) + 1e-12))
     assert any(",oracle," in r for r in rows)
+
+
+def test_identify_command_runs_a_cascade(tmp_path, capsys):
+    from bench.cli import main
+
+    base = ["identify", "--gallery-size", "20", "--probes", "6", "-m", "extractors.mcc:MccMatcher",
+            "--matcher-param", "kernel=numpy", "--shard-size", "10", "--jobs", "1"]
+    assert main(base + ["--penetration", "0.5", "-o", str(tmp_path / "x")]) == 2  # a budget needs an index
+    out = tmp_path / "c"
+    assert main(base + ["--index", f"{indexes_file()}:CountIndex", "--penetration", "0.5", "-o", str(out)]) == 0
+    assert "penetration 50.0%" in capsys.readouterr().out
+    assert json.loads((out / "index.json").read_text())["penetration_budget"] == 0.5

@@ -523,7 +523,12 @@ searches whose mate is not among the first L candidates with score &ge; T. FNIR 
 lowest FNIR over thresholds with FPIR &le; x; a target below 1 / (non-mated searches) is
 <i>unresolvable</i> and never shown as a number. Failures to enrol a probe stay in the denominators
 (a miss, or a correct rejection); a failed comparison scores as an error at every threshold.
-Penetration rate: share of the gallery compared per search.</p>
+Penetration rate: share of the gallery compared per search. In a cascade (an index in front of the
+matcher) the hit rate at penetration p is the share of mated searches whose mate the index returned
+within a share p of the gallery; the oracle curve of an exhaustive run is the hit rate of an index that
+ranks the gallery as the matcher does (the mate's rank over the number of subjects), known up to
+L / N. The Pareto chart draws rank-1 and FNIR at FPIR = 1 % against the median CPU time per search
+(index and matcher, one thread), one curve per system through its budgets.</p>
 <p>Speed: time inside the matcher per search, in single-threaded workers (latency, as NIST times it;
 CPU time in brackets), gallery preparation counted apart; searches/s: wall-clock throughput of the whole
 search phase on all workers.</p>

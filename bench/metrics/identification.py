@@ -405,7 +405,7 @@ def index_summary(table: dict[str, np.ndarray], units: list[dict[str, Any]], pen
     more), penetration actually used, candidates, work and time per search, the index's
     faults, and its build time and memory per gallery template."""
     enrolled = np.asarray(table["enrolled"], dtype=bool)
-    mated = np.asarray(table["mated"], dtype=bool) & enrolled
+    mated = np.asarray(table["mated"], dtype=bool)  # a probe that could not be enrolled: a miss, as in FNIR
     needed = np.asarray(table["mate_index_fraction"], dtype=np.float64)[mated]
     ps = tuple(p for p in penetrations if p <= penetration + 1e-12)
     if penetration not in ps:
@@ -439,7 +439,8 @@ def index_summary(table: dict[str, np.ndarray], units: list[dict[str, Any]], pen
         "build_cpu_seconds_per_template": sum(u["index_build_cpu_seconds"] for u in built) / max(gallery_size, 1),
         "memory_bytes_per_template": (sum(u["index_memory_bytes"] for u in _first_build(built))
                                       / max(gallery_size, 1)),
-        "note": "hit rate: share of enrolled mated searches whose mate the index returned within the budget; "
+        "note": "hit rate: share of mated searches whose mate the index returned within the budget (a probe "
+                "that could not be enrolled is a miss); "
                 "penetration_rate: candidates returned over gallery size; build cost summed over the shards "
                 "(a shard built by two workers counts twice)",
     }

@@ -81,7 +81,7 @@ def run_one(size: int, probes: int, system: tuple[str, dict[str, Any], str | Non
     fnir = (m["fnir_at_fpir"].get("rank1") or {}).get("0.01") or {}
     row: dict[str, Any] = {
         "gallery": size, "probes": probes, "system": name, "index": index, "budget": budget if index else 1.0,
-        "run": str(out), "n_mated": m["n_mated"],
+        "run": str(out.relative_to(args.out)), "n_mated": m["n_mated"],
         "rank1": m["rank_identification_rate"]["1"], "fnir_at_fpir_1pct": fnir.get("fnir"),
         "penetration": m["penetration_rate"],
         "search_cpu_s": lat["median_search_cpu_seconds"], "search_s": lat["median_search_seconds"],

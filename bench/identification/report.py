@@ -238,9 +238,17 @@ def pareto_axes(ax: Any, points: Sequence[tuple[str, float | None, float | None,
         ax.step([p[1] for p in front], [100 * p[col] for p in front], where="post", color="0.7", lw=5, alpha=0.35,
                 zorder=0, label="Pareto front")
     ax.set_xscale("log")
+    _decade_ticks(ax)
     ylabel = "rank-1 identification rate (%)" if metric == "rank1" else "FNIR at FPIR = 1 % (%)"
     finish_axes(ax, "search CPU seconds per probe, one thread (log)", ylabel, title,
                 "lower right" if metric == "rank1" else "upper right", legend_size=6.5)
+
+
+def _decade_ticks(ax: Any) -> None:
+    """Label powers of ten only on a log axis (minor labels run together on narrow panels)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
 
 
 def hit_rate_axes(ax: Any, curves: Sequence[tuple[str, Sequence[float], Sequence[float | None]]],
@@ -262,6 +270,7 @@ def hit_rate_axes(ax: Any, curves: Sequence[tuple[str, Sequence[float], Sequence
         xs = xs[xs <= known]
         ax.step(xs, 100 * hit_rate_curve(finite, xs), where="post", color="black", ls="--", lw=1.2, label=label)
     ax.set_xscale("log")
+    _decade_ticks(ax)
     ax.set_ylim(0, 101)
     finish_axes(ax, "penetration rate (share of the gallery passed on, log)", "hit rate (mate among the candidates, %)",
                 title, "lower right", legend_size=6.5)

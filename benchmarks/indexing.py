@@ -13,8 +13,9 @@ penetration rates). Every run is an ordinary identification run directory under
 * ``indexing.md``: the table, with each cascade's share of exhaustive MCC's rank-1 and its
   speed-up per probe;
 * ``indexing.png``: the Pareto chart (rank-1 and FNIR at FPIR = 1 % against search time
-  per probe, one panel per gallery size, one curve per system) and the hit rate against
-  penetration with the oracle curve.
+  per probe, one panel per gallery size, one curve per system), the hit rate against
+  penetration with the oracle curve, and FPIR at fixed thresholds against gallery size
+  for exhaustive MCC.
 
 Run::
 
@@ -100,6 +101,8 @@ def run_one(size: int, probes: int, system: tuple[str, dict[str, Any], str | Non
         needed = oracle_needed_penetration(np.asarray(table["mate_rank"])[mated], size)
         row["oracle_needed_penetration"] = [None if not np.isfinite(x) else float(x) for x in needed]
         row["oracle_known_up_to"] = args.candidates / size
+        nonmated = ~np.asarray(table["mated"], dtype=bool)
+        row["nonmated_top_scores"] = [float(x) for x in np.asarray(table["top_score"], dtype=np.float64)[nonmated]]
     log.info("%s", {k: v for k, v in row.items() if k not in ("hit_rate_curve", "oracle_needed_penetration")})
     return row
 
@@ -131,12 +134,12 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
     from bench.report.plots import _figure, render
 
     sizes = sorted({r["gallery"] for r in rows})
-    fig = _figure(4.2 * len(sizes), 11.5)
+    fig = _figure(4.2 * len(sizes), 15.0)
     for k, size in enumerate(sizes):
         group = [r for r in rows if r["gallery"] == size]
         points = [(r["system"], r["search_cpu_s"], r["rank1"], r["fnir_at_fpir_1pct"], r["budget"]) for r in group]
-        pareto_axes(fig.add_subplot(3, len(sizes), k + 1), points, "rank1", f"{size:,} templates")
-        pareto_axes(fig.add_subplot(3, len(sizes), len(sizes) + k + 1), points, "fnir", f"{size:,} templates")
+        pareto_axes(fig.add_subplot(4, len(sizes), k + 1), points, "rank1", f"{size:,} templates")
+        pareto_axes(fig.add_subplot(4, len(sizes), len(sizes) + k + 1), points, "fnir", f"{size:,} templates")
         curves = [(f"{r['system']} @ {100 * r['budget']:g} %", r["hit_rate_curve"]["penetration"],
                    r["hit_rate_curve"]["hit_rate"]) for r in group if r.get("hit_rate_curve")]
         oracle = next((r for r in group if r["system"].startswith("MCC NS=16")), None)
@@ -144,9 +147,38 @@ def _plot(rows: list[dict[str, Any]], path: Path) -> None:
         if oracle:
             needed = [float("inf") if x is None else x for x in oracle["oracle_needed_penetration"]]
             oracles.append(("oracle (exhaustive MCC NS=16)", needed, oracle["oracle_known_up_to"]))
-        hit_rate_axes(fig.add_subplot(3, len(sizes), 2 * len(sizes) + k + 1), curves, oracles,
+        hit_rate_axes(fig.add_subplot(4, len(sizes), 2 * len(sizes) + k + 1), curves, oracles,
                       f"hit rate, {size:,} templates")
+    _fpir_growth(fig.add_subplot(4, len(sizes), 3 * len(sizes) + 1), rows)
     path.write_bytes(render(fig, "png"))
+
+
+def fpir_at_thresholds(rows: list[dict[str, Any]], system: str) -> tuple[list[float], list[int], list[list[float]]]:
+    """FPIR against gallery size at fixed thresholds: those at which the smallest gallery's
+    exhaustive search has FPIR 10 % and 2 % (upper quantiles of its non-mated top scores)."""
+    import numpy as np
+
+    own = sorted((r for r in rows if r["system"] == system and r.get("nonmated_top_scores")),
+                 key=lambda r: r["gallery"])
+    if not own:
+        return [], [], []
+    first = np.asarray(own[0]["nonmated_top_scores"])
+    thresholds = [float(np.quantile(first, q, method="higher")) for q in (0.9, 0.98)]
+    fpir = [[float(np.mean(np.asarray(r["nonmated_top_scores"]) >= t)) for r in own] for t in thresholds]
+    return thresholds, [r["gallery"] for r in own], fpir
+
+
+def _fpir_growth(ax: Any, rows: list[dict[str, Any]]) -> None:
+    from bench.report.plots import finish_axes
+
+    for system, colour in (("MCC NS=16, exhaustive", "tab:blue"), ("MCC NS=8, exhaustive", "tab:orange")):
+        thresholds, sizes, fpir = fpir_at_thresholds(rows, system)
+        for t, f, style in zip(thresholds, fpir, ("-", "--")):
+            ax.plot(sizes, [100 * x for x in f], style, marker="o", color=colour, ms=4,
+                    label=f"{system}, T = {t:.3g}")
+    ax.set_xscale("log")
+    finish_axes(ax, "gallery templates (log)", "FPIR at a fixed threshold (%)",
+                "FPIR grows with the gallery", "upper left", legend_size=6.5)
 
 
 def main(argv: list[str] | None = None) -> int:

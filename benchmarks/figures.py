@@ -20,6 +20,8 @@ Figures (``--out``, default ``docs/img``):
 * ``synthetic_calibration.png``: MCC genuine and impostor score distributions of the FVC
   B sets and of the synthetic minutiae model's versions, drawn from
   ``docs/data/calibration.json`` (``benchmarks.calibration``'s plot).
+* ``indexing.png``: the 1:N accuracy / speed trade-off (Pareto chart) and the indexes' hit
+  rates, drawn from ``docs/data/indexing.json`` (``benchmarks.indexing``'s plot).
 """
 
 from __future__ import annotations
@@ -116,7 +118,16 @@ def identification_figure(out: Path) -> Path:
     return path
 
 
-FIGURES = ("report", "synthetic", "identification", "calibration")
+def indexing_figure(out: Path) -> Path:
+    from benchmarks.indexing import _plot
+
+    rows = json.loads((ROOT / "docs" / "data" / "indexing.json").read_text())["rows"]
+    path = out / "indexing.png"
+    _plot(rows, path)
+    return path
+
+
+FIGURES = ("report", "synthetic", "identification", "calibration", "indexing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -136,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         made.append(calibration_figure(args.out))
     if "identification" in wanted:
         made.append(identification_figure(args.out))
+    if "indexing" in wanted:
+        made.append(indexing_figure(args.out))
     if "synthetic" in wanted:
         made.append(synthetic_figure(args.data_root, args.out))
     if "report" in wanted:

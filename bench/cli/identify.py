@@ -21,6 +21,8 @@ EXAMPLES = [
     "fingerbench identify -d fvc2002-db1-b --data-root ../shared/datasets -e mindtct -m mcc --distractors 10000",
     "# synthetic templates only: 100,000 enrolled subjects, 300 probes (100 mated)",
     "fingerbench identify --gallery-size 100000 --probes 300 -m mcc",
+    "# a cascade: MCC-based LSH passes 5 % of the gallery on to MCC",
+    "fingerbench identify --gallery-size 100000 --probes 300 -m mcc --index mcc-lsh --penetration 0.05",
     "# on a Dask cluster (the run directory must be on a file system the workers share)",
     "fingerbench identify --gallery-size 1000000 --probes 300 -m mcc --scheduler tcp://10.0.0.5:8786",
     "# export the protocol, edit it, run it",
@@ -86,6 +88,13 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
     mat.add_argument("--matcher", "-m", help="matcher name, module:Class or file.py:Class")
     mat.add_argument("--matcher-param", action="append", metavar="KEY=VALUE", default=[],
                      help="parameter passed to the matcher (repeat for several)")
+    mat.add_argument("--index", help="an index in front of the matcher (a cascade): name, module:Class or "
+                                      "file.py:Class (see 'fingerbench list')")
+    mat.add_argument("--index-param", action="append", metavar="KEY=VALUE", default=[],
+                     help="parameter passed to the index (repeat for several)")
+    mat.add_argument("--penetration", type=_fraction, default=None,
+                     help="with --index: the share of each gallery shard the index may pass on (default 1)")
+    mat.add_argument("--index-timeout", type=float, default=60.0, help="seconds one index search may take")
     mat.add_argument("--candidates", "-L", type=positive, default=100, help="candidate list length L")
     mat.add_argument("--shard-size", type=positive, default=1000,
                      help="gallery templates per unit of work (memory per worker grows with it)")
@@ -154,8 +163,22 @@ def run(args: argparse.Namespace) -> int:
                               model=model, seed=args.synthetic_seed, jobs=args.jobs)
     out = args.out or Path("runs") / "identify" / _safe(protocol.name) / (
         f"{_safe(extractor.name)}+{_safe(matcher.name)}" if extractor else _safe(matcher.name))
+    index = None
+    if args.index:
+        from bench.identification.cascade import IndexSettings
+
+        penetration = 1.0 if args.penetration is None else args.penetration
+        if penetration <= 0:
+            log.error("--penetration must be above 0")
+            return 2
+        index = IndexSettings(PluginSpec.resolve("index", args.index, registry.parse_params(args.index_param)),
+                              penetration, args.index_timeout)
+        out = out.with_name(f"{out.name}+{_safe(index.spec.name)}@{penetration:g}") if not args.out else out
+    elif args.penetration is not None:
+        log.error("--penetration needs --index")
+        return 2
     config = IdentificationConfig(matcher, out, sources, candidates=args.candidates, shard_size=args.shard_size,
-                                  probe_batch=args.probe_batch, jobs=args.jobs, force=args.force)
+                                  probe_batch=args.probe_batch, jobs=args.jobs, force=args.force, index=index)
     try:
         backend = backend_from_args(args)
         try:

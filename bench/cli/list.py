@@ -23,7 +23,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                                    "with its availability and, when unavailable, the reason; for "
                                    "datasets, whether their files were found and their resolution.",
                        epilog=epilog(EXAMPLES))
-    p.add_argument("what", nargs="?", choices=["extractors", "matchers", "quality", "datasets", "protocols"],
+    p.add_argument("what", nargs="?", choices=["extractors", "matchers", "quality", "indexes", "datasets", "protocols"],
                    help="list only this kind")
     p.add_argument("--data-root", type=Path, action=Once,
                    help="folder holding datasets in their default sub-folders: say which datasets are found "
@@ -81,7 +81,8 @@ def run(args: argparse.Namespace) -> int:
     from bench.plugins import registry
 
     out: dict[str, list[dict[str, Any]]] = {}
-    for kind, section in (("extractor", "extractors"), ("matcher", "matchers"), ("quality", "quality")):
+    for kind, section in (("extractor", "extractors"), ("matcher", "matchers"), ("quality", "quality"),
+                          ("index", "indexes")):
         rows = []
         for name in registry.names(kind):
             e = registry.entry(kind, name)

@@ -10,7 +10,8 @@
     summary.metrics["rank_identification_rate"]["1"]
 
 See :mod:`.runner` for the run directory, :mod:`bench.metrics.identification` for the definitions,
-:mod:`.synthetic` for what synthetic templates are (and are not), and
+:mod:`.synthetic` for what synthetic templates are (and are not), :mod:`.cascade` for an
+index in front of the matcher, and
 :mod:`bench.engine.backends` for running on a Dask cluster. Names are imported on first use, so a
 worker process that only searches does not load the template generators.
 """
@@ -31,7 +32,7 @@ _EXPORTS = {
     "MissingTemplatesError": "bench.identification.sources",
     "TemplateSources": "bench.identification.sources",
 }
-_MODULES = ("protocol", "synthetic", "store", "search", "sources", "results", "runner")
+_MODULES = ("protocol", "synthetic", "store", "search", "sources", "results", "runner", "cascade", "indexes")
 
 __all__ = sorted([*_EXPORTS, *_MODULES])
 

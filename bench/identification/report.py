@@ -8,6 +8,8 @@ Output folder::
     summary.json    per run: the run's summary (metrics.json, checked against searches.*), timing,
                     provenance
     cmc.csv         run, rank, identification rate (rank 1 .. L)
+    hit_rate.csv    run, penetration, hit rate: each cascade's index, and the oracle curve
+                    of each exhaustive run
     det.csv         run, list length L (1 and the run's L), threshold, FPIR, FNIR
     figures/*.png   the figures of report.md
 
@@ -31,12 +33,13 @@ import numpy as np
 
 from bench.identification import results as res
 from bench.report.output import ReportOutput
-from bench.metrics.identification import IdentificationCurve, identification_curve
+from bench.metrics.identification import IdentificationCurve, hit_rate_curve, identification_curve
 from bench.store import IDENTIFICATION, RunDirError, read_json, read_run_manifest, write_json
 
 log = logging.getLogger(__name__)
 
 FPIR_SHOWN = ("0.01", "0.1")
+_PENETRATIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
 
 
 @dataclass
@@ -51,6 +54,21 @@ class IdRun:
     mated_score: np.ndarray
     mate_rank: np.ndarray
     top_score: np.ndarray
+    mate_index_fraction: np.ndarray | None = None  # a cascade's (see bench.identification.cascade)
+
+    @property
+    def index(self) -> dict[str, Any] | None:
+        """The index of a cascade run (its description and budget), None for exhaustive search."""
+        return (self.manifest.get("search") or {}).get("index")
+
+    @property
+    def system(self) -> str:
+        """The system a Pareto curve joins: ``[extractor + ][index -> ]matcher``."""
+        return f"{self.index['name']} -> {self.label}" if self.index else self.label
+
+    @property
+    def budget(self) -> float:
+        return float(self.index["penetration"]) if self.index else 1.0
 
     @property
     def candidates(self) -> int:
@@ -66,6 +84,16 @@ class IdRun:
         ext = (t.get("extractor") or {}).get("name")
         matcher = self.manifest["matcher"]["name"]
         return f"{ext} + {matcher}" if ext else matcher
+
+    def hit_rate_needed(self) -> np.ndarray:
+        """Per enrolled mated search, the penetration its mate needed: the index's position
+        for a cascade, the oracle's (the matcher's rank over the subjects) otherwise."""
+        from bench.metrics.identification import oracle_needed_penetration
+
+        m = self.mated
+        if self.mate_index_fraction is not None:
+            return self.mate_index_fraction[m]
+        return oracle_needed_penetration(self.mate_rank[m], int(self.manifest["protocol"]["n_gallery_subjects"]))
 
     def curve(self, rank: int) -> IdentificationCurve:
         m = self.mated
@@ -86,9 +114,12 @@ def load_id_run(path: Path) -> IdRun:
     metrics, warnings = load_identification_summary(path)
     for w in warnings:
         log.warning("%s", w)
-    arrays = search_arrays(manifest, res.read_table(path / "searches"))
+    table = res.read_table(path / "searches")
+    arrays = search_arrays(manifest, table)
     timing = read_json(path / "timing.json") if (path / "timing.json").is_file() else {}
-    return IdRun(path, manifest, metrics, timing, *arrays)
+    fraction = table.get("mate_index_fraction")
+    return IdRun(path, manifest, metrics, timing, *arrays,
+                 None if fraction is None else np.asarray(fraction, dtype=np.float64))
 
 
 def _backend_text(run: IdRun) -> str:
@@ -177,6 +208,111 @@ def det_figure(entries: Sequence[tuple[str, IdRun]], colour_map: dict[str, tuple
     return _png(fig)
 
 
+def pareto_axes(ax: Any, points: Sequence[tuple[str, float | None, float | None, float | None, float]],
+                metric: str, title: str, colour_map: dict[str, tuple[str, str]] | None = None) -> None:
+    """Accuracy against search time per probe (log axis), one curve per system joining its
+    budgets: ``points`` are (system, search seconds, rank-1, FNIR at FPIR = 1 %, budget);
+    ``metric`` "rank1" or "fnir". The front of the best points (faster and at least as
+    accurate than every other) is drawn as a grey band."""
+    from bench.report.plots import colours, finish_axes
+
+    col = 2 if metric == "rank1" else 3
+    usable = [p for p in points if p[1] and p[col] is not None]
+    if not usable:
+        ax.text(0.5, 0.5, "no resolvable value", ha="center", va="center", transform=ax.transAxes, fontsize=8)
+        ax.set_title(title, fontsize=9)
+        return
+    cmap = colour_map or colours([p[0] for p in usable])
+    for system in sorted({p[0] for p in usable}):
+        own = sorted((p for p in usable if p[0] == system), key=lambda p: p[1])
+        colour, marker = cmap[system]
+        ax.plot([p[1] for p in own], [100 * p[col] for p in own], color=colour, marker=marker, lw=1.4, ms=5,
+                mec="white", mew=0.6, label=system)
+        for p in own:
+            if p[4] < 1:
+                ax.annotate(f"{100 * p[4]:g} %", (p[1], 100 * p[col]), fontsize=6, xytext=(3, 3),
+                            textcoords="offset points", color=colour)
+    better = (lambda a, b: a >= b) if metric == "rank1" else (lambda a, b: a <= b)
+    front, best = [], None
+    for p in sorted(usable, key=lambda p: p[1]):
+        if best is None or better(p[col], best) and p[col] != best:
+            front.append(p)
+            best = p[col]
+    if len(front) > 1:
+        ax.step([p[1] for p in front], [100 * p[col] for p in front], where="post", color="0.7", lw=5, alpha=0.35,
+                zorder=0, label="Pareto front")
+    ax.set_xscale("log")
+    _decade_ticks(ax)
+    ylabel = "rank-1 identification rate (%)" if metric == "rank1" else "FNIR at FPIR = 1 % (%)"
+    finish_axes(ax, "search CPU seconds per probe, one thread (log)", ylabel, title,
+                "lower right" if metric == "rank1" else "upper right", legend_size=6.5)
+
+
+def _decade_ticks(ax: Any) -> None:
+    """Label powers of ten only on a log axis (minor labels run together on narrow panels)."""
+    from matplotlib.ticker import NullFormatter
+
+    ax.xaxis.set_minor_formatter(NullFormatter())
+
+
+def hit_rate_axes(ax: Any, curves: Sequence[tuple[str, Sequence[float], Sequence[float | None]]],
+                  oracles: Sequence[tuple[str, Sequence[float], float]], title: str) -> None:
+    """Hit rate against penetration (log axis): each index's curve up to its budget, and
+    the oracle curve of an exhaustive run (``(label, needed penetration per mated search,
+    the penetration up to which it is known)``), dashed."""
+    from bench.metrics.identification import hit_rate_curve
+    from bench.report.plots import colours, finish_axes
+
+    cmap = colours([c[0] for c in curves] + [o[0] for o in oracles])
+    for label, ps, rates in curves:
+        xs = [p for p, r in zip(ps, rates) if r is not None]
+        ax.plot(xs, [100 * r for r in rates if r is not None], color=cmap[label][0], marker=cmap[label][1], ms=4,
+                lw=1.4, label=label)
+    for label, needed, known in oracles:
+        finite = np.asarray(needed, dtype=np.float64)
+        xs = np.unique(np.concatenate([finite[np.isfinite(finite)], [known]]))
+        xs = xs[xs <= known]
+        ax.step(xs, 100 * hit_rate_curve(finite, xs), where="post", color="black", ls="--", lw=1.2, label=label)
+    ax.set_xscale("log")
+    _decade_ticks(ax)
+    ax.set_ylim(0, 101)
+    finish_axes(ax, "penetration rate (share of the gallery passed on, log)", "hit rate (mate among the candidates, %)",
+                title, "lower right", legend_size=6.5)
+
+
+def pareto_figure(entries: Sequence[tuple[str, IdRun]], title: str) -> bytes:
+    """Rank-1 and FNIR at FPIR = 1 % against search time per probe, one curve per system."""
+    from bench.report.plots import _figure, _png
+
+    points = []
+    for _, run in entries:
+        op = (run.metrics["fnir_at_fpir"].get("rank1") or {}).get("0.01") or {}
+        points.append((run.system, (run.metrics.get("speed") or {}).get("median_search_cpu_seconds"),
+                       run.metrics["rank_identification_rate"].get("1"), op.get("fnir"), run.budget))
+    fig = _figure(8.6, 4.0)
+    pareto_axes(fig.add_subplot(1, 2, 1), points, "rank1", f"Rank-1 against search time, {title}")
+    pareto_axes(fig.add_subplot(1, 2, 2), points, "fnir", f"FNIR against search time, {title}")
+    return _png(fig)
+
+
+def hit_rate_figure(entries: Sequence[tuple[str, IdRun]], title: str) -> bytes:
+    from bench.metrics.identification import hit_rate_curve
+    from bench.report.plots import _figure, _png
+
+    curves, oracles = [], []
+    for label, run in entries:
+        needed = run.hit_rate_needed()
+        if run.index:
+            ps = [p for p in _PENETRATIONS if p <= run.budget] + [run.budget]
+            curves.append((label, ps, [float(x) for x in hit_rate_curve(needed, ps)]))
+        else:
+            oracles.append((f"oracle from {label}", needed,
+                            run.candidates / int(run.manifest["protocol"]["n_gallery_subjects"])))
+    fig = _figure(4.6, 4.2)
+    hit_rate_axes(fig.add_subplot(), curves, oracles, f"Hit rate against penetration, {title}")
+    return _png(fig)
+
+
 # ------------------------------------------------------------------ tables
 def _pct(v: float | None, digits: int = 2) -> str:
     return "-" if v is None else f"{100 * v:.{digits}f}"
@@ -252,7 +388,7 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
     paths = list(dict.fromkeys(Path(r).resolve() for r in runs))
     data = [load_id_run(p) for p in paths]
     out = Path(out)
-    files = ReportOutput(out, ("report.html", "report.md", "summary.json", "cmc.csv", "det.csv"))
+    files = ReportOutput(out, ("report.html", "report.md", "summary.json", "cmc.csv", "det.csv", "hit_rate.csv"))
     (out / "figures").mkdir(parents=True, exist_ok=True)
     labels = display_labels(data)
     colour_map = colours(list(labels.values()))
@@ -270,6 +406,7 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
     page_groups: list[dict[str, Any]] = []
     cmc_rows: list[list[Any]] = []
     det_rows: list[list[Any]] = []
+    hit_rows: list[list[Any]] = []
     for gi, (key, members) in enumerate(sorted(groups.items(), key=lambda kv: kv[1][0].manifest["protocol"]["name"])):
         members = sorted(members, key=lambda d: labels[str(d.path)])
         p = members[0].manifest["protocol"]
@@ -281,6 +418,9 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
         entries = [(labels[str(d.path)], d) for d in members]
         figs = {"cmc": cmc_figure(entries, colour_map, f"CMC, {title}"),
                 "det": det_figure(entries, colour_map, f"Identification DET, {title}")}
+        if any(d.index for d in members):  # cascades: the trade-off and the indexes' hit rates
+            figs["pareto"] = pareto_figure(entries, title)
+            figs["hit-rate"] = hit_rate_figure(entries, title)
         for name, data_png in figs.items():
             files.path(f"figures/{gid}-{name}.png").write_bytes(data_png)
         heads = _headers({d.candidates for d in members})
@@ -295,13 +435,24 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
             "id": gid, "title": title, "subtitle": sub, "head": heads, "reasons": reasons,
             "rows": [{"label": lab, "colour": colour_map[lab][0], "texts": _row_cells(s)} for lab, s in rows],
             "figures": [[{"data": figs["cmc"], "alt": f"CMC curves, {title}"},
-                         {"data": figs["det"], "alt": f"identification DET curves, {title}"}]]})
+                         {"data": figs["det"], "alt": f"identification DET curves, {title}"}]]
+            + ([[{"data": figs["pareto"], "alt": f"accuracy against search time, {title}"},
+                 {"data": figs["hit-rate"], "alt": f"hit rate against penetration, {title}"}]]
+               if "pareto" in figs else [])})
         md += [f"## {title}", "", sub, "", "| algorithm | " + " | ".join(heads) + " |",
                "|" + "---|" * (len(heads) + 1)]
         md += [f"| {lab} | " + " | ".join(_row_cells(s)) + " |" for lab, s in rows]
         md += [""] + [f"- {r}" for r in reasons] + ([""] if reasons else [])
         md += [f"![CMC](figures/{gid}-cmc.png) ![identification DET](figures/{gid}-det.png)", ""]
+        if "pareto" in figs:
+            md += [f"![accuracy against search time](figures/{gid}-pareto.png) "
+                   f"![hit rate against penetration](figures/{gid}-hit-rate.png)", ""]
         for lab, d in entries:
+            needed = d.hit_rate_needed()
+            ps = [p for p in _PENETRATIONS if p <= d.budget] if d.index else \
+                [p for p in _PENETRATIONS if p <= d.candidates / int(d.manifest["protocol"]["n_gallery_subjects"])]
+            for p, h in zip(ps, hit_rate_curve(needed, ps)):
+                hit_rows.append([str(d.path), lab, "index" if d.index else "oracle", p, float(h)])
             for k, rate in enumerate(d.metrics.get("cmc") or [], 1):
                 cmc_rows.append([str(d.path), lab, k, rate])
             if d.mated.any() and not d.mated.all():
@@ -313,14 +464,15 @@ def write_identification_report(runs: Sequence[Path], out: Path) -> Path:
                 f"{len(groups)} protocol{'s' if len(groups) != 1 else ''}")
     page = render("identification.html", title="FingerBench identification report", subtitle=subtitle,
                   notes=notes, warnings=[], groups=page_groups, provenance=_provenance(data, labels),
-                  footer="Made by FingerBench from the stored search tables of the runs; summary.json, cmc.csv "
-                         "and det.csv hold the same numbers.")
+                  footer="Made by FingerBench from the stored search tables of the runs; summary.json, cmc.csv, "
+                         "det.csv and hit_rate.csv hold the same numbers.")
     (out / "report.html").write_text(page, encoding="utf-8")
     (out / "report.md").write_text("\n".join(md) + "\n", encoding="utf-8")
     write_json(out / "summary.json", {"schema": "fingerbench-identification-report", "version": 1,
                                       "runs": [summaries[str(d.path)] for d in data]})
     _csv(out / "cmc.csv", ["run", "label", "rank", "identification_rate"], cmc_rows)
     _csv(out / "det.csv", ["run", "label", "L", "threshold", "fpir", "fnir"], det_rows)
+    _csv(out / "hit_rate.csv", ["run", "label", "curve", "penetration", "hit_rate"], hit_rows)
     files.finish()
     return out / "report.html"
 

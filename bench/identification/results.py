@@ -10,13 +10,17 @@ the small ones CSV:
 ``searches``   one row per probe: probe, subject, mated, enrolled, mate_score, mate_rank
                (0 = not within the L candidates), top_subject, top_score, n_compared,
                n_failed, search_seconds and search_cpu_seconds (wall-clock and CPU time
-               inside the matcher's comparison calls for this probe, all shards: the
-               single-thread search latency)
+               inside the plugins' search calls for this probe, all shards: the
+               single-thread search latency); in a cascade also index_seconds,
+               index_cpu_seconds, index_work, index_candidates, index_failed,
+               index_invalid, index_duplicates, index_over_budget (summed over the
+               shards) and mate_index_fraction (see :mod:`.cascade`)
 ``candidates`` the top L candidates of every search: probe, rank, subject, score
 ``mated_scores`` every mated comparison: probe, gallery template, score
 ``histogram.csv`` all comparison scores binned (see :func:`.metrics.histogram_keys`):
                bin, low, high, mated, nonmated
-``units.csv``  one row per unit: timings, comparisons, worker, peak memory
+``units.csv``  one row per unit: timings, comparisons, worker, peak memory; in a cascade
+               also the index's build time, memory and error
 
 Scores are similarities: a distance matcher's scores are negated.
 """
@@ -39,6 +43,11 @@ _UNIT_TIMES = ("unit_seconds", "load_seconds", "prepare_seconds", "matcher_secon
                "prepare_cpu_seconds", "matcher_cpu_seconds", "process_cpu_seconds")
 UNIT_FIELDS = ["probe_shard", "gallery_shard", "probes", "gallery_templates", "comparisons", *_UNIT_TIMES,
                "peak_rss_bytes", "pid", "host"]
+#: Per-search columns of a cascade's chunks, summed over the gallery shards.
+INDEX_SEARCH_SUMS = ("index_seconds", "index_cpu_seconds", "index_work", "index_candidates", "index_failed",
+                     "index_invalid", "index_duplicates", "index_over_budget")
+INDEX_UNIT_FIELDS = ["index_build_seconds", "index_build_cpu_seconds", "index_memory_bytes", "index_built",
+                     "index_error"]
 
 
 def chunk_path(run: Path, b: int, g: int) -> Path:
@@ -206,6 +215,8 @@ def merge_run(
         n_failed = np.zeros(P, dtype=np.int64)
         seconds = np.zeros(P)
         cpu = np.zeros(P)
+        index_sums: dict[str, np.ndarray] = {}
+        mate_fraction = np.full(P, np.nan)
         for g, (glo, _ghi) in enumerate(gallery_bounds):
             c = load_chunk(chunk_path(run, b, g))
             if c["cand_subject"].shape != (P, keep):
@@ -219,6 +230,11 @@ def merge_run(
             n_failed += c["n_failed"]
             seconds += c["compare_seconds"]
             cpu += c["compare_cpu_seconds"]
+            if "index_seconds" in c:
+                for k in INDEX_SEARCH_SUMS:
+                    index_sums[k] = index_sums.get(k, 0) + c[k]
+                there = ~np.isnan(c["mate_index_fraction"])  # the mate's shard
+                mate_fraction[there] = c["mate_index_fraction"][there]
             if c["mated_probe"].size:
                 mated.write({"probe": np.asarray(probe_ids[plo:phi], dtype=object)[c["mated_probe"]],
                              "gallery_template": gallery_arr[glo + c["mated_entry"]],
@@ -237,7 +253,9 @@ def merge_run(
                               "gallery_templates": int(c["gallery_templates"]), "comparisons": comps,
                               **{k: float(c[k]) for k in _UNIT_TIMES},
                               "peak_rss_bytes": int(c["peak_rss_bytes"]), "pid": int(c["pid"]),
-                              "host": str(c["host"])})
+                              "host": str(c["host"]),
+                              **({k: (str(c[k]) if k == "index_error" else float(c[k])) for k in INDEX_UNIT_FIELDS}
+                                 if "index_seconds" in c else {})})
         mate = np.asarray(probe_mate[plo:phi], dtype=np.int64)
         enrolled = np.asarray(probe_enrolled[plo:phi], dtype=bool)
         mate_score[(mate < 0) | ~enrolled] = -np.inf
@@ -256,6 +274,7 @@ def merge_run(
             "n_failed": n_failed,
             "search_seconds": seconds,
             "search_cpu_seconds": cpu,
+            **({**index_sums, "mate_index_fraction": np.where(mate >= 0, mate_fraction, np.nan)} if index_sums else {}),
         })
         L = candidates
         listed = sub[:, :L] >= 0
@@ -295,11 +314,26 @@ def _write_histogram(path: Path, hist: dict[str, dict[int, int]]) -> None:
 
 def _write_units(path: Path, rows: list[dict[str, Any]]) -> None:
     tmp = unique_tmp(path)
+    fields = UNIT_FIELDS + (INDEX_UNIT_FIELDS if rows and "index_built" in rows[0] else [])
     with open(tmp, "w", newline="") as f:
-        w = csv.DictWriter(f, fieldnames=UNIT_FIELDS, lineterminator="\n")
+        w = csv.DictWriter(f, fieldnames=fields, lineterminator="\n")
         w.writeheader()
         w.writerows(rows)
     tmp.replace(path)
+
+
+def read_units(path: Path) -> list[dict[str, Any]]:
+    """The rows of units.csv, numbers as floats (host and index_error as text)."""
+    try:
+        with open(path, newline="") as f:
+            rows = list(csv.DictReader(f))
+    except OSError as exc:
+        raise RunDirError(f"{path}: cannot be read ({exc})") from exc
+    text = ("host", "index_error")
+    try:
+        return [{k: (v if k in text else float(v)) for k, v in r.items()} for r in rows]
+    except (TypeError, ValueError) as exc:
+        raise RunDirError(f"{path}: a value is not a number ({exc})") from exc
 
 
 def iter_histogram(path: Path) -> Iterator[tuple[float, float, int, int]]:

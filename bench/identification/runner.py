@@ -11,8 +11,10 @@ Layout of an identification run directory::
     chunks/             one result file per finished unit (probe shard x gallery shard)
     searches.*, candidates.*, mated_scores.*, histogram.csv, units.csv
                         merged tables (see .results)
-    metrics.json        derived from the tables by :func:`evaluate_run`
-    timing.json         throughput, latency, harness share, memory
+    metrics.json        derived from the tables by :func:`bench.metrics.summary.evaluate_identification_run`
+    index.json          a cascade's index: hit rate against penetration, faults, work,
+                        build cost (see .cascade)
+    timing.json         throughput on all workers, harness share, memory
 
 Steps: locate the templates (extracting what the cache lacks), write the gallery and
 probe stores, check that no probe is identical to a gallery template (unless allowed),
@@ -35,6 +37,7 @@ import numpy as np
 from bench import provenance
 from bench.plugins import matcher_hooks
 from bench.identification import results as res
+from bench.identification.cascade import IndexSettings, evaluate_index
 from bench.engine.backends import Backend, LocalBackend
 from bench.engine.isolation import Task
 from bench.metrics.identification import DEFAULT_FPIR_TARGETS
@@ -61,7 +64,8 @@ class IdentificationConfig:
 
     ``candidates``: candidate list length L; ``shard_size``: gallery templates per unit
     (memory per worker grows with it); ``probe_batch``: probes per unit (the matcher's
-    gallery preparation is amortised over them).
+    gallery preparation is amortised over them); ``index``: an index in front of the
+    matcher (a cascade, see :mod:`.cascade`).
     """
 
     matcher: PluginSpec
@@ -75,6 +79,7 @@ class IdentificationConfig:
     progress: bool | None = None
     fpir_targets: tuple[float, ...] = DEFAULT_FPIR_TARGETS
     init_timeout: float = 120.0  # seconds allowed to construct the matcher (first in an isolated worker)
+    index: IndexSettings | None = None
 
 
 @dataclass
@@ -143,7 +148,8 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     if config.candidates < 1:
         raise ValueError(f"candidates must be at least 1, got {config.candidates}")
     # a constructor that raises, exits, crashes or hangs fails here, named, not in this process
-    describe_plugins([config.matcher], config.init_timeout)
+    described = describe_plugins([config.matcher] + ([config.index.spec] if config.index else []),
+                                 config.init_timeout)
     matcher = config.matcher.build()
     mat_desc = _describe_matcher(config.matcher, matcher)
     all_ids = list(protocol.gallery_ids) + list(protocol.probe_ids)
@@ -154,6 +160,9 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
         "search": {"candidates": config.candidates, "shard_size": config.shard_size,
                    "probe_batch": config.probe_batch},
     }
+    if config.index is not None:
+        identity["search"]["index"] = {**described[1], "penetration": config.index.penetration,
+                                       "timeout_s": config.index.timeout}
     manifest_path = run / "manifest.json"
     created = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     if manifest_path.exists() and not config.force:
@@ -198,7 +207,7 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     # -------------------------------------------------------------- search
     ctx = SearchContext(key=key, matcher=config.matcher, higher_is_better=mat_desc["higher_is_better"],
                         gallery_store=str(gallery.path.resolve()), probe_store=str(probes.path.resolve()),
-                        candidates=int(config.candidates))
+                        candidates=int(config.candidates), index=config.index)
     units = [(b, g) for b in range(len(pbounds)) for g in range(len(gbounds))]
     done = res.finished_units(run) & set(units)
     todo = [u for u in units if u not in done]
@@ -219,6 +228,7 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
                            store_info["probe_enrolled"], gids, subjects, config.candidates)
     merge_seconds = time.perf_counter() - t_merge
     metrics = evaluate_identification_run(run, fpir_targets=config.fpir_targets)
+    evaluate_index(run)
     timing = _timing(run, merged, store_info, backend, search_wall, driver_cpu, len(todo), len(units),
                      template_seconds, merge_seconds, matcher, gallery)
     write_json(run / "timing.json", timing)
@@ -231,8 +241,8 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
 
 
 #: What an identification run writes into its folder; ``--force`` removes these and nothing else.
-_OWN_FILES = ("manifest.json", "protocol.csv", "extractions.csv", "metrics.json", "timing.json", "histogram.csv",
-              "units.csv") + tuple(f"{t}.{ext}" for t in ("searches", "candidates", "mated_scores")
+_OWN_FILES = ("manifest.json", "protocol.csv", "extractions.csv", "metrics.json", "index.json", "timing.json",
+              "histogram.csv", "units.csv") + tuple(f"{t}.{ext}" for t in ("searches", "candidates", "mated_scores")
                                    for ext in ("parquet", "csv"))
 _OWN_DIRS = ("chunks", "gallery", "probes")
 
@@ -351,7 +361,7 @@ def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: B
                     "matcher (prepare + compare) over slots x wall (below 1 also when the machine is shared)",
         }
     else:
-        out["throughput"] = {"note": "resumed or reused run: wall-clock throughput is not measurable; see latency"}
+        out["throughput"] = {"note": "resumed or reused run: wall-clock throughput is not measurable; see the speed in metrics.json"}
     return out
 
 

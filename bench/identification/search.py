@@ -4,10 +4,10 @@ A run is a grid of units (probe shard b, gallery shard g). A unit loads its gall
 shard (whole subjects only, see :func:`.store.shard_bounds`), lets the matcher prepare
 the templates if it can (``prepare(template)``), then, for each probe, asks the matcher
 for the scores against the shard -- ``compare_many(probe, templates)`` when the matcher
-has it, else one ``compare`` per template -- optionally after the matcher's pre-filter
-``filter_candidates(probe, templates) -> bool mask`` (templates it rules out are not
-compared: the penetration rate). Scores are reduced at once, so nothing of size
-"gallery" leaves the unit:
+has it, else one ``compare`` per template -- or, in a cascade, against the candidates an
+index returned for the probe (the others are not compared: the penetration rate; see
+:mod:`.cascade`). Scores are reduced at once, so nothing of size "gallery" leaves the
+unit:
 
 * the unit's top ``K = L + 1`` subjects per probe (subject score = best template score;
   order: score descending, then gallery subject number), enough to merge exact global
@@ -15,10 +15,12 @@ compared: the penetration rate). Scores are reduced at once, so nothing of size
 * the mate subject's score, when the mate lives in this shard (each subject lives in
   exactly one gallery shard);
 * every mated comparison score (probe, gallery template, score);
+* in a cascade, per probe: the index's time, work, candidates and faults, and the mate's
+  position in the index's list as a share of the shard;
 * histograms of all mated and non-mated comparison scores (see
   :func:`.metrics.histogram_keys`);
-* counts (compared, failed) and timings: wall-clock and CPU seconds inside the matcher's
-  comparison calls per probe, preparation and loading per unit, the worker's CPU time
+* counts (compared, failed) and timings: wall-clock and CPU seconds inside the plugins'
+  search calls per probe (the index's, then the matcher's comparisons), preparation and loading per unit, the worker's CPU time
   so far and its peak memory. CPU times (per thread) stay meaningful on a loaded
   machine, where wall-clock times include waiting for a core.
 
@@ -40,6 +42,7 @@ from typing import Any, ClassVar, Sequence
 import numpy as np
 
 from bench.metrics.identification import histogram_keys
+from bench.identification.cascade import IndexSettings, ShardIndexes, search_index
 from bench.identification.store import STATUS_OK, Shard, TemplateStore
 from bench.plugins import warm_up
 from bench.plugins.loading import PluginSpec
@@ -61,6 +64,7 @@ class SearchContext:
     gallery_store: str
     probe_store: str
     candidates: int  # L
+    index: IndexSettings | None = None  # a cascade: the index in front of the matcher
 
     @property
     def keep(self) -> int:
@@ -100,6 +104,7 @@ class SearchWorker:
         warm_up(self.matcher, ctx.matcher.name)  # one-time set-up (compilation) outside every timed region
         self._probes: OrderedDict[int, tuple[Shard, list[Template | None]]] = OrderedDict()
         self._warned_many = False
+        self.indexes = ShardIndexes(ctx.index) if ctx.index is not None else None
 
     # ------------------------------------------------------------------ inputs
     def probes(self, b: int) -> tuple[Shard, list[Template | None], float, float]:
@@ -178,18 +183,21 @@ class SearchWorker:
         cpu = np.zeros(P)
         hist = np.zeros((2, _N_BINS), dtype=np.int64)  # row 0 non-mated, 1 mated
         mated_probe, mated_entry, mated_value = [], [], []
-        filt = getattr(self.matcher, "filter_candidates", None)
+        cascade = _CascadeRecord(P)
+        if self.indexes is not None:
+            index, build_error, build = self.indexes.get(g, gallery)  # type: ignore[arg-type]
+            cascade.build = build
+            cascade.build_error = build_error
         sign = 1.0 if ctx.higher_is_better else -1.0
         for i, probe in enumerate(probes):
             if probe is None:
                 continue
             mate = int(pshard.subject_index[i])
             t0, c0 = time.perf_counter(), time.thread_time()
-            if callable(filt) and gallery:
-                keep = np.asarray(filt(probe, gallery), dtype=bool).ravel()
-                if keep.shape != (len(gallery),):
-                    raise ValueError(f"filter_candidates returned {keep.size} values for {len(gallery)} templates")
-                idx = np.flatnonzero(keep)
+            if self.indexes is not None:
+                found = search_index(index, build_error, probe, len(gallery), self.indexes.settings)
+                cascade.record(i, found, gsubj, mate, len(gallery), time.perf_counter() - t0, time.thread_time() - c0)
+                idx = np.sort(found.positions)
                 targets = [gallery[j] for j in idx]
             else:
                 idx = np.arange(len(gallery))
@@ -229,7 +237,7 @@ class SearchWorker:
             chosen = cand[order]
             cand_subject[i, : chosen.size] = subjects[chosen]
             cand_score[i, : chosen.size] = subj_score[chosen]
-        compare_total = float(seconds.sum())
+        compare_total = float(seconds.sum() - cascade.seconds.sum())  # the matcher's share
         nz = [np.flatnonzero(h) for h in hist]
         return {
             "probe_shard": b,
@@ -254,12 +262,56 @@ class SearchWorker:
             "matcher_seconds": np.float64(compare_total),
             "unit_cpu_seconds": np.float64(time.thread_time() - c_unit),
             "prepare_cpu_seconds": np.float64(prep_cpu),
-            "matcher_cpu_seconds": np.float64(cpu.sum()),
+            "matcher_cpu_seconds": np.float64(cpu.sum() - cascade.cpu.sum()),
             "process_cpu_seconds": np.float64(time.process_time()),
             "gallery_templates": np.int64(len(gallery)),
             "peak_rss_bytes": np.int64(peak_rss_bytes()),
             "pid": np.int64(os.getpid()),
             "host": np.asarray(socket.gethostname()),
+            **(cascade.result() if self.indexes is not None else {}),
+        }
+
+
+class _CascadeRecord:
+    """What a unit records of its index: per probe, then per unit."""
+
+    def __init__(self, P: int) -> None:
+        self.seconds = np.zeros(P)
+        self.cpu = np.zeros(P)
+        self.work = np.zeros(P, dtype=np.int64)
+        self.candidates = np.zeros(P, dtype=np.int64)
+        self.failed = np.zeros(P, dtype=np.int64)
+        self.invalid = np.zeros(P, dtype=np.int64)
+        self.duplicates = np.zeros(P, dtype=np.int64)
+        self.over_budget = np.zeros(P, dtype=np.int64)
+        self.mate_fraction = np.full(P, np.nan)  # nan: the mate is not in this shard
+        self.build: dict[str, float] = {}
+        self.build_error = ""
+        self.first_error = ""
+
+    def record(self, i: int, found: Any, gsubj: np.ndarray, mate: int, n: int, seconds: float, cpu: float) -> None:
+        self.seconds[i], self.cpu[i] = seconds, cpu
+        self.work[i] = found.work
+        self.candidates[i] = found.positions.size
+        self.failed[i] = int(bool(found.error))
+        self.invalid[i], self.duplicates[i], self.over_budget[i] = found.invalid, found.duplicates, found.over_budget
+        if found.error and not self.first_error:
+            self.first_error = found.error
+        if mate >= 0 and n and (gsubj == mate).any():
+            listed = np.flatnonzero(gsubj[found.positions] == mate)
+            self.mate_fraction[i] = (listed[0] + 1) / n if listed.size else np.inf
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "index_seconds": self.seconds, "index_cpu_seconds": self.cpu, "index_work": self.work,
+            "index_candidates": self.candidates, "index_failed": self.failed, "index_invalid": self.invalid,
+            "index_duplicates": self.duplicates, "index_over_budget": self.over_budget,
+            "mate_index_fraction": self.mate_fraction,
+            "index_build_seconds": np.float64(self.build.get("seconds", 0.0)),
+            "index_build_cpu_seconds": np.float64(self.build.get("cpu_seconds", 0.0)),
+            "index_memory_bytes": np.float64(self.build.get("memory_bytes", 0.0)),
+            "index_built": np.int64(self.build.get("built", 0.0)),
+            "index_error": np.asarray(self.build_error or self.first_error),
         }
 
 

@@ -354,3 +354,101 @@ def compute_identification_metrics(
         out["penetration_rate_mated"] = penetration_rate(nc[mask], gallery_size)
         out["penetration_rate_nonmated"] = penetration_rate(nc[~mask], gallery_size)
     return out
+
+
+# ------------------------------------------------------------------ pre-selection (indexing)
+#: Penetration rates at which hit-rate curves are reported (shares of the gallery).
+DEFAULT_PENETRATIONS = (0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
+
+
+def hit_rate_curve(needed: ArrayLike, penetrations: ArrayLike) -> np.ndarray:
+    """Hit rate of an index against penetration: for each penetration ``p``, the share of
+    mated searches whose mate the index passes on within a share ``p`` of the gallery.
+
+    ``needed``: per mated search, the penetration the index needed to return the mate (its
+    position in the index's list over the gallery size), ``inf`` when it did not return it
+    (or failed); nan counts as ``inf``. Returns one rate per penetration (nan without
+    mated searches).
+
+    >>> hit_rate_curve([0.01, 0.5, float("inf")], [0.01, 0.5, 1.0]).round(3).tolist()
+    [0.333, 0.667, 0.667]
+    """
+    need = np.asarray(needed, dtype=np.float64).ravel()
+    need = np.where(np.isnan(need), np.inf, need)
+    p = np.asarray(penetrations, dtype=np.float64).ravel()
+    if need.size == 0:
+        return np.full(p.shape, np.nan)
+    s = np.sort(need)
+    return np.searchsorted(s, p + 1e-12, side="right") / need.size
+
+
+def oracle_needed_penetration(mate_rank: ArrayLike, n_subjects: int) -> np.ndarray:
+    """The penetration each mated search of an exhaustive run needed to keep its mate if
+    an index ranked the gallery as the matcher does (the best any index can do for this
+    matcher: a cascade with it loses nothing the matcher would have found):
+    ``rank / n_subjects``, ``inf`` where the mate was not within the candidate list (its
+    needed penetration is then above ``L / n_subjects``: the curve is known up to there).
+    It counts subjects, so it equals the template share when every subject has as many
+    gallery templates.
+
+    >>> oracle_needed_penetration([1, 3, 0], 100).tolist()
+    [0.01, 0.03, inf]
+    """
+    r = np.asarray(mate_rank, dtype=np.float64).ravel()
+    return np.where(r > 0, r / max(int(n_subjects), 1), np.inf)
+
+
+def index_summary(table: dict[str, np.ndarray], units: list[dict[str, Any]], penetration: float,
+                  gallery_size: int, penetrations: tuple[float, ...] = DEFAULT_PENETRATIONS) -> dict[str, Any]:
+    """The index's side of a cascade run, from its searches table and unit rows: hit rate
+    at the budget and against penetration (up to the budget: the index was not asked for
+    more), penetration actually used, candidates, work and time per search, the index's
+    faults, and its build time and memory per gallery template."""
+    enrolled = np.asarray(table["enrolled"], dtype=bool)
+    mated = np.asarray(table["mated"], dtype=bool)  # a probe that could not be enrolled: a miss, as in FNIR
+    needed = np.asarray(table["mate_index_fraction"], dtype=np.float64)[mated]
+    ps = tuple(p for p in penetrations if p <= penetration + 1e-12)
+    if penetration not in ps:
+        ps = ps + (penetration,)
+    curve = hit_rate_curve(needed, ps)
+    cands = np.asarray(table["index_candidates"], dtype=np.float64)[enrolled]
+
+    def per_search(column: str) -> float | None:
+        v = np.asarray(table[column], dtype=np.float64)[enrolled]
+        return float(v.mean()) if v.size else None
+
+    built = [u for u in units if u.get("index_built", 0) > 0]
+    faults = {k: int(np.asarray(table[f"index_{k}"]).sum()) for k in ("failed", "invalid", "duplicates", "over_budget")}
+    faults["searches_with_a_fault"] = int(sum(
+        (np.asarray(table[f"index_{k}"])[enrolled] > 0) for k in ("failed", "invalid", "duplicates", "over_budget")
+    ).astype(bool).sum()) if enrolled.any() else 0
+    errors = sorted({str(u.get("index_error", "")) for u in units if u.get("index_error")})
+    return {
+        "penetration_budget": penetration,
+        "n_mated_searches": int(mated.sum()),
+        "hit_rate": _json_number(float(hit_rate_curve(needed, [penetration])[0])) if mated.any() else None,
+        "hit_rate_curve": {"penetration": list(ps), "hit_rate": [_json_number(float(x)) for x in curve]},
+        "penetration_rate": float(cands.sum() / (cands.size * gallery_size)) if cands.size and gallery_size else None,
+        "candidates_per_search": float(cands.mean()) if cands.size else None,
+        "work_per_search": per_search("index_work"),
+        "index_seconds_per_search": per_search("index_seconds"),
+        "index_cpu_seconds_per_search": per_search("index_cpu_seconds"),
+        "faults": faults,
+        "errors": errors[:10],
+        "build_seconds_per_template": sum(u["index_build_seconds"] for u in built) / max(gallery_size, 1),
+        "build_cpu_seconds_per_template": sum(u["index_build_cpu_seconds"] for u in built) / max(gallery_size, 1),
+        "memory_bytes_per_template": (sum(u["index_memory_bytes"] for u in _first_build(built))
+                                      / max(gallery_size, 1)),
+        "note": "hit rate: share of mated searches whose mate the index returned within the budget (a probe "
+                "that could not be enrolled is a miss); "
+                "penetration_rate: candidates returned over gallery size; build cost summed over the shards "
+                "(a shard built by two workers counts twice)",
+    }
+
+
+def _first_build(units: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One build per gallery shard (the memory of an index does not add up over workers)."""
+    seen: dict[float, dict[str, Any]] = {}
+    for u in units:
+        seen.setdefault(u["gallery_shard"], u)
+    return list(seen.values())

@@ -1,4 +1,4 @@
-"""The plugin interface: what an extractor, a matcher and a quality assessor must offer.
+"""The plugin interface: what an extractor, a matcher, a quality assessor and an index must offer.
 
 Plugins need not inherit from anything: they satisfy these Protocols structurally.
 Hyper-parameters are explicit keyword arguments of ``__init__``, stored unchanged as
@@ -10,6 +10,8 @@ exception is also recorded as a failure, with its traceback). A matcher returns 
 similarity score for two templates; ``higher_is_better`` says which way it points. A
 quality assessor gives an image a quality score (higher is better, as in ISO/IEC 29794-1),
 and raises :class:`QualityNotApplicable` for an image it is not defined for.
+An index (1:N pre-selection) is built from a gallery's templates and returns, per probe, the
+few gallery templates a matcher should compare.
 """
 
 from __future__ import annotations
@@ -81,8 +83,6 @@ HOOKS = {
     "prepare": "prepare(template): build and cache the matcher's own form of a template (MCC's cylinders); "
                "the engine calls it once per template and worker, timed apart from the comparisons",
     "compare_many": "compare_many(probe, gallery) -> one score per gallery template (see BatchMatcher)",
-    "filter_candidates": "filter_candidates(probe, gallery) -> boolean mask: 1:N pre-selection; templates "
-                         "ruled out are not compared",
 }
 
 
@@ -118,10 +118,39 @@ class BatchMatcher(Matcher, Protocol):
         ...
 
 
+@runtime_checkable
+class Index(Protocol):
+    """1:N pre-selection: built once from a gallery's templates, then asked, per probe, for
+    the gallery templates worth comparing (the candidates), within a budget.
+
+    ``build(gallery)`` indexes the templates (their positions 0..n-1 are the ids the index
+    returns). ``search(probe, budget)`` returns ``(positions, work)``: at most ``budget``
+    distinct positions, best first, and the work it did, in a unit the index names in
+    ``work_unit`` (hash-bucket entries visited, distances computed...). A template it does
+    not return is not compared: a mate it leaves out is a miss. An optional
+    ``memory_bytes()`` reports the built index's size (else the harness counts its arrays).
+
+    Attributes:
+        version: version string of the algorithm.
+        accepted_formats: template formats it can index (``"minutiae"``: any template).
+        work_unit: what ``work`` counts.
+    """
+
+    version: str
+    accepted_formats: tuple[str, ...]
+    work_unit: str
+
+    def build(self, gallery: Sequence[Template]) -> None:
+        ...
+
+    def search(self, probe: Template, budget: int) -> tuple[np.ndarray, int]:
+        ...
+
+
 def matcher_hooks(matcher: Any) -> dict[str, bool]:
     """Which of the declared hooks (:data:`HOOKS`) a matcher has, and whether it declares
     its ``compare_many`` batched; recorded with every run."""
-    has = {h: callable(getattr(matcher, h, None)) for h in ("warm_up", "prepare", "compare_many", "filter_candidates")}
+    has = {h: callable(getattr(matcher, h, None)) for h in ("warm_up", "prepare", "compare_many")}
     has["batched"] = has["compare_many"] and getattr(matcher, "batched", False) is True
     return has
 

@@ -154,6 +154,9 @@ def _describe_items(_state: None, items: list[PluginSpec]) -> list[dict[str, Any
                 desc["template_format"] = getattr(instance, "template_format", "minutiae")
             elif spec.kind == "quality":
                 desc["score_range"] = quality_range(instance, spec.name)
+            elif spec.kind == "index":
+                desc["accepted_formats"] = list(getattr(instance, "accepted_formats", ("minutiae",)))
+                desc["work_unit"] = str(getattr(instance, "work_unit", ""))
             else:
                 desc["higher_is_better"] = bool(getattr(instance, "higher_is_better", True))
                 desc["accepted_formats"] = list(getattr(instance, "accepted_formats", ("minutiae",)))

@@ -1,8 +1,8 @@
 """Plugin discovery through entry points, loaded lazily.
 
-Built-in extractors, matchers and quality assessors are registered in ``pyproject.toml``
-under the groups ``fingerbench.extractors``, ``fingerbench.matchers`` and
-``fingerbench.quality``, exactly like a third-party
+Built-in extractors, matchers, quality assessors and indexes are registered in
+``pyproject.toml`` under the groups ``fingerbench.extractors``, ``fingerbench.matchers``,
+``fingerbench.quality`` and ``fingerbench.indexes``, exactly like a third-party
 package would register its own, so there is one code path. Listing plugins imports
 nothing heavy; a plugin's module is imported only when it is used (or when its
 availability is checked), and an import failure is reported as "unavailable" with the
@@ -24,6 +24,7 @@ GROUPS = {
     "extractor": "fingerbench.extractors",
     "matcher": "fingerbench.matchers",
     "quality": "fingerbench.quality",
+    "index": "fingerbench.indexes",
 }
 
 

@@ -1,0 +1,262 @@
+"""1:N pre-selection: the index plugin kind, cascades run end to end, bad indexes, and the
+hit-rate / penetration metrics, checked against brute force."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from bench.engine.backends import LocalBackend
+from bench.identification import protocol as proto
+from bench.identification import synthetic as syn
+from bench.identification.cascade import IndexSettings, check_candidates
+from bench.identification.results import read_table
+from bench.identification.runner import IdentificationConfig, run_identification
+from bench.identification.sources import TemplateSources
+from bench.metrics import identification as im
+from bench.plugins import Index
+from bench.plugins.loading import PluginSpec
+
+#: Test indexes, in a file of their own so that worker processes import little to load them.
+INDEXES_SOURCE = textwrap.dedent('''
+    import time
+
+    import numpy as np
+
+
+    class CountIndex:
+        """Ranks the gallery by the difference of minutiae counts with the probe; ``fault``
+        makes it misbehave in one way."""
+
+        version = "1"
+        accepted_formats = ("minutiae",)
+        work_unit = "templates scored"
+
+        def __init__(self, fault=""):
+            self.fault = fault
+
+        def build(self, gallery):
+            if self.fault == "build":
+                raise RuntimeError("cannot build")
+            self.counts = np.array([len(t) for t in gallery])
+
+        def search(self, probe, budget):
+            n = len(self.counts)
+            order = np.lexsort((np.arange(n), np.abs(self.counts - len(probe))))
+            f = self.fault
+            if f == "raise":
+                raise ValueError("broken index")
+            if f == "hang":
+                time.sleep(30)
+            if f == "nothing":
+                return np.empty(0, dtype=np.int64), 0
+            if f == "outside":
+                return np.concatenate([[n, -1, n + 5], order[:budget]]), n
+            if f == "duplicates":
+                return np.concatenate([order[:1], order[:budget]]), n
+            if f == "over":
+                return order, n
+            if f == "strings":
+                return [str(i) for i in order[:budget]], n
+            return order[:budget], n
+''')
+
+
+def indexes_file() -> Path:
+    import tempfile
+
+    path = Path(tempfile.gettempdir()) / f"fingerbench-test-indexes-{os.getuid()}" / "id_indexes.py"
+    if not path.exists() or path.read_text() != INDEXES_SOURCE:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(INDEXES_SOURCE)
+        tmp.replace(path)
+    return path
+
+
+def count_index(**params) -> PluginSpec:
+    return PluginSpec("index", "CountIndex", f"{indexes_file()}:CountIndex", params)
+
+
+MCC = PluginSpec.resolve("matcher", "extractors.mcc:MccMatcher", {"kernel": "numpy"})
+
+
+def small_protocol(subjects: int = 30, probes: int = 12):
+    return proto.synthetic(subjects, probes, mated_fraction=0.5, gallery_impressions=1, seed=5)
+
+
+def run(tmp: Path, name: str, index: IndexSettings | None, p=None, matcher: PluginSpec = MCC, **kw):
+    kw.setdefault("shard_size", 10)
+    cfg = IdentificationConfig(matcher, tmp / name, TemplateSources(seed=0, jobs=1), candidates=5, probe_batch=6,
+                               jobs=1, index=index, **kw)
+    return run_identification(p or small_protocol(), cfg, LocalBackend(jobs=1))
+
+
+# ----------------------------------------------------------------- the checks of an answer
+def test_check_candidates_drops_and_counts_every_fault():
+    c = check_candidates((np.array([3, 3, 9, -1, 10, 1, 2, 4]), 7), n=10, budget=3)
+    assert c.positions.tolist() == [3, 9, 1]  # order kept, first of a repeat kept, cut at the budget
+    assert (c.invalid, c.duplicates, c.over_budget, c.work, c.error) == (2, 1, 2, 7, "")
+    assert check_candidates((np.array([], dtype=float), 0), 10, 3).positions.size == 0
+    for bad in (np.array([1, 2]), (np.array([0.5, 1.0]), 1), (np.array([[1, 2]]), 1), (np.array([1]), "many")):
+        c = check_candidates(bad, 10, 3)
+        assert c.error and c.positions.size == 0
+
+
+def test_budget_is_a_share_of_each_shard():
+    s = IndexSettings(count_index(), penetration=0.05)
+    assert [s.budget(n) for n in (0, 1, 10, 20, 21, 1000)] == [0, 1, 1, 1, 2, 50]
+    with pytest.raises(ValueError):
+        IndexSettings(count_index(), penetration=0)
+
+
+def test_built_in_indexes_satisfy_the_protocol():
+    from bench.identification.indexes import ExhaustiveIndex
+    from extractors.mcc.index import MccLshIndex, MccVectorIndex
+
+    for cls in (ExhaustiveIndex, MccLshIndex, MccVectorIndex):
+        assert isinstance(cls(), Index)
+
+
+# ----------------------------------------------------------------- metrics against brute force
+def test_hit_rate_curve_and_oracle_match_brute_force():
+    rng = np.random.default_rng(1)
+    needed = np.where(rng.random(500) < 0.1, np.inf, rng.random(500) ** 3)
+    needed[:5] = np.nan
+    ps = np.array([0.0, 0.001, 0.01, 0.05, 0.2, 1.0])
+    brute = [sum(1 for x in needed if not math.isnan(x) and x <= p) / len(needed) for p in ps]
+    assert im.hit_rate_curve(needed, ps).tolist() == pytest.approx(brute)
+    ranks = rng.integers(0, 20, 300)
+    oracle = im.oracle_needed_penetration(ranks, 1000)
+    for p in (0.001, 0.005, 0.019):
+        assert im.hit_rate_curve(oracle, [p])[0] == pytest.approx(np.mean((ranks > 0) & (ranks <= p * 1000)))
+
+
+# ----------------------------------------------------------------- cascades end to end
+def test_exhaustive_cascade_equals_the_plain_run(tmp_path):
+    plain = run(tmp_path, "plain", None)
+    exh = run(tmp_path, "exh", IndexSettings(PluginSpec.resolve("index", "bench.identification.indexes:ExhaustiveIndex")))
+    a, b = read_table(tmp_path / "plain" / "searches"), read_table(tmp_path / "exh" / "searches")
+    for col in ("mate_rank", "top_score", "n_compared", "mate_score"):
+        assert np.array_equal(a[col], b[col], equal_nan=True), col
+    assert plain.metrics["rank_identification_rate"] == exh.metrics["rank_identification_rate"]
+    info = json.loads((tmp_path / "exh" / "index.json").read_text())
+    assert info["hit_rate"] == 1.0 and info["penetration_rate"] == 1.0
+    assert info["faults"]["searches_with_a_fault"] == 0
+    assert not (tmp_path / "plain" / "index.json").exists()
+
+
+def test_cascade_records_the_index_order_and_resumes(tmp_path):
+    p = small_protocol()
+    s = run(tmp_path, "c", IndexSettings(count_index(), penetration=0.3), p)
+    t = read_table(tmp_path / "c" / "searches")
+    assert s.metrics["penetration_rate"] == pytest.approx(0.3)
+    # brute force: the mate's position in each shard's list, by minutiae counts
+    gallery = syn.make_templates(syn.MinutiaeModel(), 0, p.gallery_ids)
+    gsub = np.array(p.gallery_subjects)
+    for k, pid in enumerate(t["probe"]):
+        if not t["mated"][k]:
+            assert np.isnan(t["mate_index_fraction"][k])
+            continue
+        probe = syn.make_templates(syn.MinutiaeModel(), 0, [pid])[0]
+        shard = np.flatnonzero(gsub == t["subject"][k])[0] // 10  # one template per subject, in order
+        idx = np.arange(shard * 10, shard * 10 + 10)
+        counts = np.array([len(gallery[i]) for i in idx])
+        order = np.lexsort((np.arange(10), np.abs(counts - len(probe))))
+        pos = int(np.flatnonzero(gsub[idx][order] == t["subject"][k])[0]) + 1
+        expect = pos / 10 if pos <= 3 else np.inf
+        assert t["mate_index_fraction"][k] == expect
+        if expect == np.inf:
+            assert t["mate_rank"][k] == 0  # a mate the index left out is a miss
+    info = json.loads((tmp_path / "c" / "index.json").read_text())
+    mated = t["mated"]
+    assert info["hit_rate"] == pytest.approx(np.mean(np.isfinite(t["mate_index_fraction"][mated])))
+    again = run(tmp_path, "c", IndexSettings(count_index(), penetration=0.3), p)
+    assert again.units_computed == 0 and again.units_reused > 0
+    assert np.array_equal(read_table(tmp_path / "c" / "searches")["mate_rank"], t["mate_rank"])
+
+
+@pytest.mark.parametrize("fault, counter", [("raise", "failed"), ("build", "failed"), ("hang", "failed"),
+                                            ("strings", "failed"), ("nothing", None), ("outside", "invalid"),
+                                            ("duplicates", "duplicates"), ("over", "over_budget")])
+def test_a_bad_index_is_recorded_and_its_misses_counted(tmp_path, fault, counter):
+    p = small_protocol(subjects=20, probes=6)
+    s = run(tmp_path, fault, IndexSettings(count_index(fault=fault), penetration=0.3, timeout=0.5), p)
+    t = read_table(tmp_path / fault / "searches")
+    info = json.loads((tmp_path / fault / "index.json").read_text())
+    assert s.metrics["n_searches"] == 6  # never a smaller benchmark
+    if counter == "failed" or fault == "nothing":
+        assert (t["index_candidates"] == 0).all() and (t["n_compared"] == 0).all()
+        assert s.metrics["rank_identification_rate"]["1"] == 0 and info["hit_rate"] == 0
+    if counter is not None:
+        assert info["faults"][counter] > 0 and info["faults"]["searches_with_a_fault"] == 6
+    if counter == "failed":
+        assert info["errors"] and info["faults"]["failed"] == 6 * 2  # every search, in both shards
+    if counter in ("invalid", "duplicates", "over_budget"):
+        assert (t["index_candidates"] <= 2 * 3).all()  # never more than the budget is compared
+        assert (t["n_compared"] == t["index_candidates"]).all()
+
+
+def test_mcc_lsh_cascade_finds_mates(tmp_path):
+    # 20 mated searches: exhaustive MCC finds 19 at rank 1 on this gallery (model version 2)
+    p = proto.synthetic(60, 40, mated_fraction=0.5, gallery_impressions=1, seed=2)
+    lsh = PluginSpec.resolve("index", "extractors.mcc.index:MccLshIndex")
+    s = run(tmp_path, "lsh", IndexSettings(lsh, penetration=0.3), p, shard_size=60)
+    info = json.loads((tmp_path / "lsh" / "index.json").read_text())
+    assert info["hit_rate"] >= 0.8 and s.metrics["penetration_rate"] == pytest.approx(18 / 60)
+    assert info["work_per_search"] > 0 and info["memory_bytes_per_template"] > 0
+
+
+def test_mcc_vector_index_ranks_the_mate_first_for_its_own_template():
+    pytest.importorskip("usearch")
+    from extractors.mcc.index import MccVectorIndex
+
+    gallery = syn.make_templates(syn.MinutiaeModel(), 0, [syn.template_id(s, 1) for s in range(50)])
+    idx = MccVectorIndex()
+    idx.build(gallery)
+    for i in (0, 17, 49):
+        pos, work = idx.search(gallery[i], 5)
+        assert pos[0] == i and len(pos) == 5 and work > 0
+
+
+def test_report_draws_the_trade_off_and_the_hit_rates(tmp_path):
+    from bench.identification.report import write_identification_report
+
+    p = small_protocol(subjects=20, probes=6)
+    run(tmp_path, "plain", None, p)
+    run(tmp_path, "c30", IndexSettings(count_index(), penetration=0.3), p)
+    run(tmp_path, "c50", IndexSettings(count_index(), penetration=0.5), p)
+    write_identification_report([tmp_path / "plain", tmp_path / "c30", tmp_path / "c50"], tmp_path / "report")
+    figures = sorted(f.name for f in (tmp_path / "report" / "figures").iterdir())
+    assert "g1-pareto.png" in figures and "g1-hit-rate.png" in figures
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert 'alt="accuracy against search time' in html and 'alt="hit rate against penetration' in html
+    md = (tmp_path / "report" / "report.md").read_text()
+    assert "figures/g1-pareto.png" in md and "figures/g1-hit-rate.png" in md
+    rows = (tmp_path / "report" / "hit_rate.csv").read_text().splitlines()
+    assert rows[0] == "run,label,curve,penetration,hit_rate"
+    index_rows = [r.split(",") for r in rows[1:] if ",index," in r]
+    t = read_table(tmp_path / "c50" / "searches")
+    needed = t["mate_index_fraction"][t["mated"]]
+    for r in index_rows:
+        if r[0].endswith("c50"):
+            assert float(r[4]) == pytest.approx(np.mean(needed <= float(r[3]) + 1e-12))
+    assert any(",oracle," in r for r in rows)
+
+
+def test_identify_command_runs_a_cascade(tmp_path, capsys):
+    from bench.cli import main
+
+    base = ["identify", "--gallery-size", "20", "--probes", "6", "-m", "extractors.mcc:MccMatcher",
+            "--matcher-param", "kernel=numpy", "--shard-size", "10", "--jobs", "1"]
+    assert main(base + ["--penetration", "0.5", "-o", str(tmp_path / "x")]) == 2  # a budget needs an index
+    out = tmp_path / "c"
+    assert main(base + ["--index", f"{indexes_file()}:CountIndex", "--penetration", "0.5", "-o", str(out)]) == 0
+    assert "penetration 50.0%" in capsys.readouterr().out
+    assert json.loads((out / "index.json").read_text())["penetration_budget"] == 0.5

@@ -169,18 +169,24 @@ def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, list[str]]]:
             yield reader.line_num, [cell.strip() for cell in row]
 
 
+def _table_rows(path: Path, expected: str) -> tuple[list[str], Iterable[tuple[int, list[str]]], str]:
+    """The header, the numbered rows and what a row is called ("line", or "row" in Parquet)
+    of a CSV or Parquet table (by the ``.parquet`` / ``.pq`` suffix); ``expected`` names the
+    header an empty CSV file lacks."""
+    if path.suffix.lower() in (".parquet", ".pq"):
+        return _parquet_rows(path)
+    lines = iter(_csv_rows(path, _read_text(path)))
+    first = next(lines, None)
+    if first is None:
+        raise ScoreImportError(f"{path}: empty (expected a header line with {expected})")
+    return first[1], lines, "line"
+
+
 def read_pair_table(path: Path, columns: dict[str, str] | None = None) -> ScoreFile:
     """A pair table (CSV, or Parquet by the ``.parquet`` / ``.pq`` suffix)."""
     path = Path(path)
     wanted = {k: (columns or {}).get(k, k) for k in PAIR_COLUMNS}
-    if path.suffix.lower() in (".parquet", ".pq"):
-        header, rows, where = _parquet_rows(path)
-    else:
-        lines = iter(_csv_rows(path, _read_text(path)))
-        first = next(lines, None)
-        if first is None:
-            raise ScoreImportError(f"{path}: empty (expected a header line with probe,reference,score[,genuine])")
-        header, rows, where = first[1], lines, "line"
+    header, rows, where = _table_rows(path, "probe,reference,score[,genuine]")
     index = {h.strip().lower(): i for i, h in enumerate(header)}
     found = {k: index.get(name.strip().lower()) for k, name in wanted.items()}
     missing = [wanted[k] for k in ("probe", "reference", "score") if found[k] is None]
@@ -691,14 +697,7 @@ def read_candidate_lists(path: Path, columns: dict[str, str] | None = None) -> C
     per candidate; a row with a probe and nothing else is a search that returned none."""
     path = Path(path)
     wanted = {k: (columns or {}).get(k, k) for k in CANDIDATE_COLUMNS}
-    if path.suffix.lower() in (".parquet", ".pq"):
-        header, rows, where = _parquet_rows(path)
-    else:
-        lines = iter(_csv_rows(path, _read_text(path)))
-        first = next(lines, None)
-        if first is None:
-            raise ScoreImportError(f"{path}: empty (expected a header line with probe,candidate,score[,rank])")
-        header, rows, where = first[1], lines, "line"
+    header, rows, where = _table_rows(path, "probe,candidate,score[,rank]")
     index = {h.strip().lower(): i for i, h in enumerate(header)}
     found = {k: index.get(name.strip().lower()) for k, name in wanted.items()}
     if found["candidate"] is None and "candidate" not in (columns or {}):

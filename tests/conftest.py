@@ -28,6 +28,21 @@ def folder_dataset(root: Path, dpi: float = 500, info: DatasetInfo = TOY_INFO) -
     return Dataset(info, root, samples)
 
 
+def source_file(name: str, source: str) -> Path:
+    """A file of test plugins that worker processes import by path: written once per test
+    session in a fixed temporary place (atomically, so concurrent sessions agree)."""
+    import tempfile
+
+    stem = Path(name).stem
+    path = Path(tempfile.gettempdir()) / f"fingerbench-test-{stem}-{os.getuid()}" / name
+    if not path.exists() or path.read_text() != source:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(source)
+        tmp.replace(path)
+    return path
+
+
 def dummy(name: str) -> str:
     """Plugin target of a test plugin, loadable in any worker process."""
     return f"{DUMMY}:{name}"

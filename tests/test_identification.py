@@ -30,6 +30,7 @@ from bench.identification.sources import MissingTemplatesError, TemplateSources
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.protocols import ProtocolError
 from bench.plugins.loading import PluginSpec
+from conftest import source_file
 
 HERE = Path(__file__).resolve()
 PROJECT = HERE.parents[1]
@@ -112,15 +113,7 @@ MATCHERS_SOURCE = textwrap.dedent('''
 
 def matchers_file() -> Path:
     """The test matchers' file (written once per test session, in a fixed temporary place)."""
-    import tempfile
-
-    path = Path(tempfile.gettempdir()) / f"fingerbench-test-matchers-{os.getuid()}" / "id_matchers.py"
-    if not path.exists() or path.read_text() != MATCHERS_SOURCE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(MATCHERS_SOURCE)
-        tmp.replace(path)
-    return path
+    return source_file("id_matchers.py", MATCHERS_SOURCE)
 
 
 def spec(name: str = "GridMatcher", **params) -> PluginSpec:

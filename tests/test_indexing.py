@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import textwrap
 from pathlib import Path
 
@@ -22,6 +21,7 @@ from bench.identification.sources import TemplateSources
 from bench.metrics import identification as im
 from bench.plugins import Index
 from bench.plugins.loading import PluginSpec
+from conftest import source_file
 
 #: Test indexes, in a file of their own so that worker processes import little to load them.
 INDEXES_SOURCE = textwrap.dedent('''
@@ -69,15 +69,7 @@ INDEXES_SOURCE = textwrap.dedent('''
 
 
 def indexes_file() -> Path:
-    import tempfile
-
-    path = Path(tempfile.gettempdir()) / f"fingerbench-test-indexes-{os.getuid()}" / "id_indexes.py"
-    if not path.exists() or path.read_text() != INDEXES_SOURCE:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(INDEXES_SOURCE)
-        tmp.replace(path)
-    return path
+    return source_file("id_indexes.py", INDEXES_SOURCE)
 
 
 def count_index(**params) -> PluginSpec:

@@ -201,29 +201,38 @@ def test_selection_breaks_ties_by_position():
 
 
 # ------------------------------------------------------------------ the PyTorch path
-def torch_matcher(**params) -> MccMatcher:
+#: The devices the tensor path is tested on: the CPU everywhere, a GPU where there is one.
+TORCH_DEVICES = ["cpu", "cuda"]
+
+
+def torch_matcher(device: str = "cpu", **params) -> MccMatcher:
     from extractors.mcc import gpu
 
     if not gpu.AVAILABLE:
         pytest.skip(gpu.UNAVAILABLE_REASON)
-    return MccMatcher(kernel="torch", device="cpu", **params)
+    if device == "cuda" and not gpu.cuda_available():
+        pytest.skip("no CUDA device: the tensor path is checked on the CPU")
+    m = MccMatcher(kernel="torch", device=device, **params)
+    assert m.kernel_in_use == "torch"
+    return m
 
 
+@pytest.mark.parametrize("device", TORCH_DEVICES)
 @pytest.mark.parametrize("ns", [16, 8])
-def test_torch_path_gives_the_reference_scores(iso_templates, ns):
-    # The code that runs on a GPU, run on the CPU: same scores as the reference.
-    fast, ref = torch_matcher(ns=ns), MccMatcher(ns=ns, kernel="numpy")
-    assert fast.kernel_in_use == "torch"
+def test_torch_path_gives_the_reference_scores(iso_templates, ns, device):
+    # The code that runs on a GPU (run on the CPU where there is none): the reference's scores.
+    fast, ref = torch_matcher(device, ns=ns), MccMatcher(ns=ns, kernel="numpy")
     probes = iso_templates[::64]
     assert assert_same_scores(fast, ref, probes, iso_templates) == len(probes) * len(iso_templates)
 
 
-def test_torch_path_on_synthetic_and_bad_templates():
+@pytest.mark.parametrize("device", TORCH_DEVICES)
+def test_torch_path_on_synthetic_and_bad_templates(device):
     rng = np.random.default_rng(12)
     base = [random_template(rng, n) for n in (0, 1, 2, 3, 8, 40, 90)]
     gallery = base + [perturbed(rng, t) for t in base[3:]] + [random_template(rng, 300, size=1500)]
     for params in ({}, {"min_np": 2, "max_np": 20, "n_rel": 3}):
-        assert_same_scores(torch_matcher(**params), MccMatcher(kernel="numpy", **params), gallery, gallery)
+        assert_same_scores(torch_matcher(device, **params), MccMatcher(kernel="numpy", **params), gallery, gallery)
 
 
 def test_torch_without_a_gpu_falls_back_to_the_cpu_kernel(iso_templates, monkeypatch):

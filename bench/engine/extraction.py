@@ -11,6 +11,7 @@ the extractor gives every time, and logs one row per sample into the run's
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
 import time
 import traceback
@@ -28,7 +29,7 @@ from bench.plugins.loading import PluginSpec
 from bench.progress import progress
 from bench.store import (
     EXTRACTION_FIELDS, EXTRACTION_OK, EXTRACTION_STATUSES, QUALITY_OK, QUALITY_STATUSES, CsvLog, atomic_write, one_line,
-    rewrite_log, sound_rows,
+    rewrite_log, sound_rows, stable_json,
 )
 from bench.template import Template
 from bench.store.template_cache import (
@@ -39,29 +40,37 @@ from bench.store.template_cache import (
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class ExtractJob:
-    """Extraction as an engine job: a unit is one image (or template file)."""
+@dataclass(frozen=True, kw_only=True)
+class _ImageJob:
+    """An engine job whose unit is one image, each isolated: the plugin is built and warmed
+    up once per worker at every resolution the images have. ``key`` names the job's
+    configuration (a worker keeps one set-up plugin per key)."""
 
     key: str
     spec: PluginSpec
     dpis: tuple[float, ...]
     item_timeout: float
-    name: ClassVar[str] = "extraction"
     isolate_items: ClassVar[bool] = True
     paths: tuple[str, ...] = ()
 
     def setup(self) -> Any:
-        extractor = self.spec.build()
+        plugin = self.spec.build()
         for dpi in self.dpis:
-            warm_up(extractor, self.spec.name, dpi)
-        return extractor
-
-    def handle(self, extractor: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        return extract_items(extractor, items)
+            warm_up(plugin, self.spec.name, dpi)
+        return plugin
 
     def shared_paths(self) -> Sequence[str]:
         return self.paths
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExtractJob(_ImageJob):
+    """Extraction as an engine job: a unit is one image (or template file)."""
+
+    name: ClassVar[str] = "extraction"
+
+    def handle(self, extractor: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        return extract_items(extractor, items)
 
 
 def extract_items(extractor: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -234,7 +243,7 @@ def extract_templates(samples: dict[str, Sample], ids: Sequence[str], digests: d
     if todo:
         dpis = tuple(sorted({float(it["dpi"]) for it in todo}))
         shared = sorted({str(Path(it["path"]).parent) for it in todo} | {str(tdir)})
-        job = ExtractJob(key, spec, dpis, timeout, paths=tuple(shared))
+        job = ExtractJob(key=key, spec=spec, dpis=dpis, item_timeout=timeout, paths=tuple(shared))
         watch = contract.InterfaceWatch(len(todo), f"extractor '{desc['name']}'", contract.PluginInterfaceError,
                                         f"check it with: fingerbench check {spec.target}")
         with progress(len(todo), f"extract {desc['name']}", show_progress) as bar:
@@ -253,29 +262,15 @@ def extract_templates(samples: dict[str, Sample], ids: Sequence[str], digests: d
 
 
 # ------------------------------------------------------------------------ image quality
-@dataclass(frozen=True)
-class QualityJob:
+@dataclass(frozen=True, kw_only=True)
+class QualityJob(_ImageJob):
     """Image quality as an engine job: a unit is one image, isolated like an extraction."""
 
-    spec: PluginSpec
-    dpis: tuple[float, ...]
     score_range: tuple[float, float]
-    item_timeout: float
     name: ClassVar[str] = "quality"
-    isolate_items: ClassVar[bool] = True
-    paths: tuple[str, ...] = ()
-
-    def setup(self) -> Any:
-        assessor = self.spec.build()
-        for dpi in self.dpis:
-            warm_up(assessor, self.spec.name, dpi)
-        return assessor
 
     def handle(self, assessor: Any, items: list[dict[str, Any]]) -> list[dict[str, Any]]:
         return assess_items(assessor, items, self.score_range)
-
-    def shared_paths(self) -> Sequence[str]:
-        return self.paths
 
 
 def assess_items(assessor: Any, items: list[dict[str, Any]], score_range: tuple[float, float]) -> list[dict[str, Any]]:
@@ -351,8 +346,9 @@ def assess_quality(samples: dict[str, Sample], ids: Sequence[str], digests: dict
     if not todo:
         return 0
     score_range = (float(desc["score_range"][0]), float(desc["score_range"][1]))
-    job = QualityJob(spec, tuple(sorted({float(it["dpi"]) for it in todo})), score_range, timeout,
-                     paths=tuple(sorted({str(Path(it["path"]).parent) for it in todo})))
+    key = hashlib.sha256(f"{spec.target} {stable_json(spec.params)}".encode()).hexdigest()
+    job = QualityJob(key=f"quality-{key}", spec=spec, dpis=tuple(sorted({float(it["dpi"]) for it in todo})),
+                     score_range=score_range, item_timeout=timeout, paths=tuple(sorted({str(Path(it["path"]).parent) for it in todo})))
     failures: dict[str, int] = defaultdict(int)
     first_error = ""
     with progress(len(todo), f"quality {desc['name']}", show_progress) as bar:

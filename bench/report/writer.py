@@ -137,6 +137,19 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
     captions: dict[str, str] = {}
     figure_files: dict[str, str] = {}
     used_ids: set[str] = set()
+
+    def save_figures(gid: str, drawn: dict[str, Any]) -> None:
+        """Write each figure of a group in every format with its LaTeX snippet."""
+        for name, fig in drawn.items():
+            key = f"{gid}-{name}"
+            for fmt in plots.FIGURE_FORMATS:
+                rendered = plots.render(fig, fmt)
+                files.path(f"figures/{key}.{fmt}").write_bytes(rendered)
+                if fmt == "png":
+                    figures[key] = rendered
+            files.path(f"figures/{key}.tex").write_text(tables.latex_figure(key, captions[key]), encoding="utf-8")
+            figure_files[key] = f"figures/{key}.png"
+
     for key in sorted(grouped, key=lambda k: (k[0], k[2], k[1], k[3])):
         members = sorted(grouped[key], key=lambda d: labels[str(d.path)])
         first = members[0]
@@ -182,15 +195,7 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
             drawn["speed"] = plots.speed_figure(points, colour_map, f"Accuracy against speed: {title}")
             captions[f"{gid}-speed"] = ("EER against comparisons per second per core and against median "
                                         "extraction time, with intervals; circled: Pareto-optimal. " + context)
-        for name, fig in drawn.items():
-            key = f"{gid}-{name}"
-            for fmt in plots.FIGURE_FORMATS:
-                rendered = plots.render(fig, fmt)
-                files.path(f"figures/{key}.{fmt}").write_bytes(rendered)
-                if fmt == "png":
-                    figures[key] = rendered
-            files.path(f"figures/{key}.tex").write_text(tables.latex_figure(key, captions[key]), encoding="utf-8")
-            figure_files[key] = f"figures/{key}.png"
+        save_figures(gid, drawn)
         with_quality = report_quality.quality_runs(entries)
         if with_quality:
             first_q = with_quality[0][1]
@@ -210,16 +215,7 @@ def write_report(runs: Sequence[Path], out: Path, *, n_replicates: int = 1000, s
                                         "a band without both is not drawn. " + context)
             for name in [k for k in ("erc", "bands") if k not in drawn_q]:
                 del captions[f"{gid}-{name}"]
-            for name, fig in drawn_q.items():
-                key = f"{gid}-{name}"
-                for fmt in plots.FIGURE_FORMATS:
-                    rendered = plots.render(fig, fmt)
-                    files.path(f"figures/{key}.{fmt}").write_bytes(rendered)
-                    if fmt == "png":
-                        figures[key] = rendered
-                files.path(f"figures/{key}.tex").write_text(tables.latex_figure(key, captions[key]),
-                                                            encoding="utf-8")
-                figure_files[key] = f"figures/{key}.png"
+            save_figures(gid, drawn_q)
         worst_cases = {}
         if worst_k > 0:
             for d in members:

@@ -752,7 +752,7 @@ def candidate_protocol(s: ImportSettings):
     images as ``fingerbench identify -d`` builds it by default (impression 1 enrolled, the
     others searched, every finger enrolled)."""
     from bench.datasets import open_dataset
-    from bench.identification import protocol as proto
+    from bench.protocols import identification as proto
     from bench.protocols import ProtocolError
 
     try:

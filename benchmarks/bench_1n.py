@@ -67,7 +67,8 @@ def _config_name(kind: str, workers: int) -> str:
 
 def run_one(size: int, probes: int, mated_fraction: float, kind: str, workers: int, args: argparse.Namespace) -> dict[str, Any]:
     from bench.plugins import registry
-    from bench.identification import DaskBackend, IdentificationConfig, LocalBackend, protocol, run_identification
+    from bench.identification import DaskBackend, IdentificationConfig, LocalBackend, run_identification
+    from bench.protocols import identification as protocol
     from bench.identification.sources import TemplateSources
     from bench.plugins.loading import PluginSpec
 
@@ -238,7 +239,7 @@ def calibrate(data_root: Path, out: Path, n_synthetic: int = 400) -> dict[str, A
 
     from bench import metrics
     from bench.formats import read_template
-    from bench.identification import synthetic as syn
+    from bench.synthetic import model as syn
 
     sets: dict[str, tuple[list[Any], list[str]]] = {}
     iso_root = data_root / "templates" / "iso19794-2-fvc2002"

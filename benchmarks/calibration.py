@@ -8,7 +8,7 @@ What it measures (classic extractor + MCC matcher, all-pairs protocol on each B 
    ``bench.runner.run_benchmark`` (templates come from the template cache, so a second
    run extracts nothing);
 2. the same distributions for synthetic "sets" of the minutiae model
-   (:mod:`bench.identification.synthetic`), 10 fingers x 8 impressions each, all pairs,
+   (:mod:`bench.synthetic.model`), 10 fingers x 8 impressions each, all pairs,
    as many sets as ``--synthetic-sets`` (the default gives 20x the impostors of one
    FVC group, so the 99.99th percentile is resolved);
 3. quantiles (impostor 50/90/99/99.9/99.99 %, genuine 1/5/50 %), the two-sample
@@ -159,7 +159,7 @@ def synthetic_scores(model: Any, seed: int, n_sets: int, fingers: int = 10, impr
     """All-pairs genuine and impostor MCC scores of ``n_sets`` synthetic sets of
     ``fingers`` x ``impressions`` (set k holds subjects k*fingers+1 ...), and the
     minutiae counts of their templates."""
-    from bench.identification import synthetic as syn
+    from bench.synthetic import model as syn
 
     if matcher is None:
         from extractors.mcc import MccMatcher
@@ -187,7 +187,7 @@ def pooled(scores: dict[str, Scores], names: Sequence[str]) -> Scores:
 def search(target: Scores, seed: int, n_sets: int, label: str) -> dict[str, Any]:
     """The coordinate search over ``SEARCH`` from version 1 of the model, against
     ``target``; the model found is labelled version ``label``."""
-    from bench.identification import synthetic as syn
+    from bench.synthetic import model as syn
     from extractors.mcc import MccMatcher
 
     matcher = MccMatcher()
@@ -310,7 +310,7 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s", stream=sys.stderr)
 
-    from bench.identification import synthetic as syn
+    from bench.synthetic import model as syn
     from bench.store.template_cache import default_cache_dir
     from extractors.mcc import MccMatcher
 

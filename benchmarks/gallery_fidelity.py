@@ -5,9 +5,9 @@ An **image-based gallery** is made of images from the synthetic fingerprint gene
 (:mod:`bench.synthetic`, resumable and parallel: an interrupted generation completes
 where it stopped), taken through an extractor (default ``classic``, templates cached as
 by ``fingerbench run``). A **minutiae-model gallery** is made of templates drawn directly
-from :mod:`bench.identification.synthetic` (each model version given by ``--model``).
+from :mod:`bench.synthetic.model` (each model version given by ``--model``).
 
-Both use the same protocol shape (that of ``bench.identification.protocol.synthetic``):
+Both use the same protocol shape (that of ``bench.protocols.identification.synthetic``):
 impression 1 of fingers 1..N enrolled; mated probes are impression 2 of ``mated`` fingers
 drawn from the gallery (seeded); non-mated probes are impression 1 of the fingers
 numbered after the gallery. So the image set holds N_max + non-mated fingers with two
@@ -40,9 +40,9 @@ log = logging.getLogger("benchmarks.gallery_fidelity")
 
 
 def image_protocol(n: int, mated: int, nonmated: int, seed: int) -> Any:
-    """The protocol of ``bench.identification.protocol.synthetic`` on image sample ids
+    """The protocol of ``bench.protocols.identification.synthetic`` on image sample ids
     (``<finger>_<impression>``)."""
-    from bench.identification import protocol as proto
+    from bench.protocols import identification as proto
 
     rng = np.random.default_rng(seed)
     chosen = np.sort(rng.choice(n, size=mated, replace=False)) + 1
@@ -82,8 +82,9 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench import datasets
     from bench.engine.backends import LocalBackend
-    from bench.identification import IdentificationConfig, protocol as proto, run_identification
-    from bench.identification import synthetic as syn
+    from bench.identification import IdentificationConfig, run_identification
+    from bench.protocols import identification as proto
+    from bench.synthetic import model as syn
     from bench.identification.sources import TemplateSources
     from bench.plugins.loading import PluginSpec
     from bench.store.template_cache import default_cache_dir

@@ -56,7 +56,8 @@ def run_one(size: int, probes: int, system: tuple[str, dict[str, Any], str | Non
             args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
 
-    from bench.identification import IdentificationConfig, LocalBackend, protocol, run_identification
+    from bench.identification import IdentificationConfig, LocalBackend, run_identification
+    from bench.protocols import identification as protocol
     from bench.identification.cascade import IndexSettings
     from bench.identification.results import read_table
     from bench.identification.sources import TemplateSources

@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 
-from bench.identification import synthetic as syn
+from bench.synthetic import model as syn
 from benchmarks import calibration as cal
 
 
@@ -113,7 +113,7 @@ def test_model_versions_are_explicit_and_recorded():
 
 # ------------------------------------------------------------------ image-based galleries
 def test_image_gallery_protocol_has_the_minutiae_model_protocol_shape():
-    from bench.identification import protocol as proto
+    from bench.protocols import identification as proto
     from benchmarks.gallery_fidelity import image_protocol
 
     images = image_protocol(50, mated=10, nonmated=20, seed=3)

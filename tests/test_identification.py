@@ -19,8 +19,8 @@ import numpy as np
 import pytest
 
 from bench.metrics import identification as im
-from bench.identification import protocol as proto
-from bench.identification import synthetic as syn
+from bench.protocols import identification as proto
+from bench.synthetic import model as syn
 from bench.engine.backends import BackendError, LocalBackend
 from bench.identification.results import mate_ranks, merge_top, read_table
 from bench.store import RunDirError

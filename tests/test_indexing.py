@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from bench.engine.backends import LocalBackend
-from bench.identification import protocol as proto
-from bench.identification import synthetic as syn
+from bench.protocols import identification as proto
+from bench.synthetic import model as syn
 from bench.identification.cascade import IndexSettings, check_candidates
 from bench.identification.results import read_table
 from bench.identification.runner import IdentificationConfig, run_identification

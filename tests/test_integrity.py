@@ -499,7 +499,7 @@ def test_identification_sources_recompute_a_damaged_cache_entry(toy, tmp_path, c
 
 
 def test_identification_metrics_check_the_recorded_digests(tmp_path):
-    from bench.identification import protocol as proto
+    from bench.protocols import identification as proto
     from bench.engine.backends import LocalBackend
     from bench.identification.runner import IdentificationConfig, run_identification
     from bench.metrics.summary import evaluate_identification_run as evaluate_1n
@@ -543,7 +543,7 @@ def test_identification_sources_construct_the_extractor_in_a_worker(toy):
 
 
 def test_identification_constructs_the_matcher_in_a_worker_first(tmp_path):
-    from bench.identification import protocol as proto
+    from bench.protocols import identification as proto
     from bench.identification.runner import IdentificationConfig, run_identification
     from bench.identification.sources import TemplateSources
     from bench.plugins.registry import PluginError

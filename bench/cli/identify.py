@@ -63,7 +63,7 @@ def add_parser(sub: argparse._SubParsersAction) -> argparse.ArgumentParser:
                      help="parameter passed to the extractor (repeat for several)")
     src.add_argument("--synthetic-seed", type=int, default=0, help="seed of the synthetic templates")
     src.add_argument("--synthetic-param", action="append", metavar="KEY=VALUE", default=[],
-                     help="parameter of the synthetic minutiae model (see bench.identification.synthetic)")
+                     help="parameter of the synthetic minutiae model (see bench.synthetic.model)")
     src.add_argument("--cache-dir", type=Path, default=None,
                      help="template cache (default: $FINGERBENCH_CACHE or ~/.cache/fingerbench)")
     pro = p.add_argument_group("protocol")
@@ -115,8 +115,8 @@ def _safe(name: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from bench import datasets
     from bench.plugins import registry
-    from bench.identification import protocol as proto
-    from bench.identification import synthetic as syn
+    from bench.protocols import identification as proto
+    from bench.synthetic import model as syn
     from bench.engine.backends import BackendError
     from bench.cli.summary import format_summary
     from bench.identification.runner import IdentificationConfig, run_identification

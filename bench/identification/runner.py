@@ -41,7 +41,7 @@ from bench.identification.cascade import IndexSettings, evaluate_index
 from bench.engine.backends import Backend, LocalBackend
 from bench.engine.isolation import Task
 from bench.metrics.identification import DEFAULT_FPIR_TARGETS
-from bench.identification.protocol import IdentificationProtocol
+from bench.protocols.identification import IdentificationProtocol
 from bench.identification.search import SearchContext, SearchJob, peak_rss_bytes
 from bench.identification.sources import TemplateSources, materialize
 from bench.identification.store import STATUS_OK, TemplateStore

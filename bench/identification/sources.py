@@ -29,7 +29,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from bench.datasets.base import Dataset, sha256_file
-from bench.identification import synthetic as syn
+from bench.synthetic import model as syn
 from bench.identification.store import Shard, TemplateStore, shard_bounds
 from bench.plugins.loading import PluginSpec, describe_plugins
 from bench.progress import progress as progress_bar

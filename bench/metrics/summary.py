@@ -525,7 +525,7 @@ def check_recorded_digests(run: Path, manifest: dict[str, Any]) -> None:
     ``key`` is the digest of the run's identity (protocol, templates, matcher, search) and
     ``protocol.sha256`` that of protocol.csv; a mismatch means one of them was edited.
     """
-    from bench.identification.protocol import from_csv
+    from bench.protocols.identification import from_csv
     from bench.protocols import ProtocolError
     from bench.store import identity_digest
 

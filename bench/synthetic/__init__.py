@@ -13,7 +13,8 @@ Modules: ``orientation`` (classes, singular points, orientation model), ``ridges
 ``master`` (one synthetic finger), ``impression`` (one impression and its ground truth),
 ``generate`` (datasets on disk; ISO records through :mod:`bench.formats`), ``groundtruth``
 (ground-truth files), ``accuracy`` (minutiae-level evaluation), ``dataset`` (registry
-entry), ``quality`` (NBIS measurements).
+entry), ``quality`` (NBIS measurements), ``model`` (the statistical minutiae model that
+makes 1:N galleries of any size without images).
 """
 
 from bench.synthetic.accuracy import MinutiaeAccuracy, aggregate, evaluate_minutiae, pair_minutiae

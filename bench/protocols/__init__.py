@@ -1,4 +1,5 @@
-"""Evaluation protocols as data: lists of (probe, reference) pairs.
+"""Evaluation protocols as data: lists of (probe, reference) pairs for verification (this
+module) and galleries with probes for identification (:mod:`bench.protocols.identification`).
 
 A protocol is a function of a dataset that returns a :class:`PairList`; pair lists can be
 exported to CSV and imported back, so a user can bring their own. Whether a pair is

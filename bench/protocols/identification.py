@@ -18,7 +18,7 @@ never taken on trust. Protocols are exported to, and imported from, one CSV file
   probes) are split by that mark. With ``mated_fraction`` some fingers are left out of
   the gallery (seeded choice) so that about that share of the probes is mated (FpVTE:
   about one third); ``distractors`` adds synthetic non-mated gallery subjects.
-* :func:`synthetic` -- a gallery of synthetic subjects (see :mod:`.synthetic`) of any
+* :func:`synthetic` -- a gallery of synthetic subjects (see :mod:`bench.synthetic.model`) of any
   size, ``probes`` probes of which ``mated_fraction`` are mated (another impression of
   a gallery subject) and the rest impressions of subjects outside the gallery.
 """
@@ -35,7 +35,7 @@ from typing import Any, Iterable, Sequence
 import numpy as np
 
 from bench.datasets.base import Dataset
-from bench.identification import synthetic as syn
+from bench.synthetic import model as syn
 from bench.protocols import ProtocolError, _natural_key
 from bench.store import unique_tmp
 

@@ -84,6 +84,37 @@ def measure(matcher: Any, templates: list[Any], gallery_size: int, probes: list[
     }
 
 
+def candidates(make: Any, templates: list[Any], gallery_size: int, probes: list[Any], k: int,
+               seed: int) -> dict[str, Any]:
+    """A cascade's comparisons: each probe against ``k`` candidates of a prepared gallery,
+    through ``compare_subset`` (the gallery stays stacked) and as a list of templates
+    (stacked again per probe), alternating probe by probe on two matchers made by ``make``
+    (one keeps one stacked gallery); the same scores either way."""
+    gallery = copies(templates, gallery_size)
+    matcher, other = make(), make()
+    for t in gallery + probes:
+        matcher.prepare(t)
+        other.prepare(t)
+    rng = np.random.default_rng(seed)
+    picks = [np.sort(rng.choice(gallery_size, k, replace=False)) for _ in probes]
+    matcher.compare_subset(probes[0], gallery, picks[0])
+    subset_cpu = list_cpu = 0.0
+    same = True
+    for p, pos in zip(probes, picks):
+        c0 = time.process_time()
+        a = matcher.compare_subset(p, gallery, pos)
+        c1 = time.process_time()
+        b = other.compare_many(p, [gallery[i] for i in pos])
+        c2 = time.process_time()
+        subset_cpu += c1 - c0
+        list_cpu += c2 - c1
+        same = same and bool(np.array_equal(a, b))
+    n = k * len(probes)
+    return {"candidates_per_probe": k, "gallery": gallery_size, "probes": len(probes),
+            "subset_per_cpu_s": n / subset_cpu, "list_per_cpu_s": n / list_cpu,
+            "subset_over_list": list_cpu / subset_cpu, "identical_scores": same}
+
+
 def first_call_seconds() -> float:
     """Seconds of the compiled kernel's first comparison in a fresh process (compilation,
     or loading from numba's disk cache)."""
@@ -107,6 +138,8 @@ def main(argv: list[str] | None = None) -> int:
                          "too large for the numpy reference's preparation)")
     ap.add_argument("--json", type=Path, help="also write every number here")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--candidates", type=int, default=50,
+                    help="a cascade's candidates per probe for the compare_subset measurement (compiled kernel)")
     args = ap.parse_args(argv)
 
     from extractors.mcc import MccMatcher, compiled, gpu
@@ -160,6 +193,13 @@ def main(argv: list[str] | None = None) -> int:
         for r in rows.values():
             del r["scores"], r["single"]
         report["results"][f"ns{ns}"] = rows
+        if "numba" in rows:
+            cand = candidates(lambda: MccMatcher(ns=ns, kernel="numba"), templates, args.gallery, all_probes * 5,
+                              args.candidates, args.seed)
+            report.setdefault("cascade", {})[f"ns{ns}"] = cand
+            print(f"ns={ns} numba, {cand['candidates_per_probe']} candidates of {cand['gallery']}: compare_subset "
+                  f"{cand['subset_per_cpu_s']:,.0f}/CPU-s, as a list {cand['list_per_cpu_s']:,.0f}/CPU-s "
+                  f"({cand['subset_over_list']:.2f}x); identical scores: {cand['identical_scores']}", flush=True)
         if ref is not None:
             for kernel, r in rows.items():
                 if kernel != name:

@@ -144,6 +144,36 @@ def test_exhaustive_cascade_equals_the_plain_run(tmp_path):
     assert not (tmp_path / "plain" / "index.json").exists()
 
 
+LIST_MCC_SOURCE = textwrap.dedent('''
+    from extractors.mcc import MccMatcher
+
+
+    class ListMcc(MccMatcher):
+        """MCC without the compare_subset hook: a cascade passes it its candidates as a list."""
+
+        compare_subset = None
+''')
+
+
+def test_a_cascade_scores_the_same_through_compare_subset(tmp_path):
+    # the compiled MCC keeps the shard stacked and compares the candidates in place; the
+    # tables must be those of comparing the candidates as a list of templates
+    p = small_protocol(subjects=40, probes=12)
+    plain = PluginSpec("matcher", "ListMcc", f"{source_file('list_mcc.py', LIST_MCC_SOURCE)}:ListMcc",
+                       {"kernel": "numba"})
+    fast = PluginSpec.resolve("matcher", "extractors.mcc:MccMatcher", {"kernel": "numba"})
+    run(tmp_path, "list", IndexSettings(count_index(), penetration=0.3), p, matcher=plain)
+    run(tmp_path, "subset", IndexSettings(count_index(), penetration=0.3), p, matcher=fast)
+    a, b = read_table(tmp_path / "list" / "searches"), read_table(tmp_path / "subset" / "searches")
+    for column in ("mate_rank", "mate_score", "top_subject", "top_score", "n_compared", "index_candidates"):
+        assert np.array_equal(a[column], b[column], equal_nan=a[column].dtype.kind == "f"), column
+    sa, sb = read_table(tmp_path / "list" / "mated_scores"), read_table(tmp_path / "subset" / "mated_scores")
+    assert np.array_equal(sa["score"], sb["score"])
+    assert (b["n_compared"] > 1).any()
+    hooks = [json.loads((tmp_path / r / "manifest.json").read_text())["matcher"]["hooks"] for r in ("list", "subset")]
+    assert not hooks[0]["compare_subset"] and hooks[1]["compare_subset"]
+
+
 def test_cascade_records_the_index_order_and_resumes(tmp_path):
     p = small_protocol()
     s = run(tmp_path, "c", IndexSettings(count_index(), penetration=0.3), p)

@@ -245,3 +245,17 @@ def test_torch_without_a_gpu_falls_back_to_the_cpu_kernel(iso_templates, monkeyp
     assert np.array_equal(on_gpu.compare_many(probe, gallery), on_cpu.compare_many(probe, gallery))
     monkeypatch.setattr(gpu, "AVAILABLE", False)
     assert MccMatcher(kernel="torch", device="cpu").kernel_in_use == "numba"
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_compare_subset_gives_the_scores_of_compare_many_on_the_subset(kernel):
+    # a 1:N cascade passes the whole shard and the index's candidates: same scores, to the bit
+    rng = np.random.default_rng(5)
+    gallery = [random_template(rng, int(n)) for n in rng.integers(0, 60, 80)]
+    m = MccMatcher(kernel=kernel)
+    probe = perturbed(rng, gallery[7])
+    for positions in ([7], [0, 3, 7, 79], np.sort(rng.choice(80, 30, replace=False)), []):
+        subset = [gallery[i] for i in positions]
+        assert np.array_equal(m.compare_subset(probe, gallery, positions), m.compare_many(probe, subset))
+    with pytest.raises(IndexError, match="outside a gallery of 80"):
+        m.compare_subset(probe, gallery, [80])

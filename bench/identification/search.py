@@ -5,8 +5,8 @@ shard (whole subjects only, see :func:`.store.shard_bounds`), lets the matcher p
 the templates if it can (``prepare(template)``), then, for each probe, asks the matcher
 for the scores against the shard -- ``compare_many(probe, templates)`` when the matcher
 has it, else one ``compare`` per template -- or, in a cascade, against the candidates an
-index returned for the probe (the others are not compared: the penetration rate; see
-:mod:`.cascade`). Scores are reduced at once, so nothing of size "gallery" leaves the
+index returned for the probe (``compare_subset(probe, templates, positions)`` when the
+matcher has it; the others are not compared: the penetration rate; see :mod:`.cascade`). Scores are reduced at once, so nothing of size "gallery" leaves the
 unit:
 
 * the unit's top ``K = L + 1`` subjects per probe (subject score = best template score;
@@ -104,6 +104,7 @@ class SearchWorker:
         warm_up(self.matcher, ctx.matcher.name)  # one-time set-up (compilation) outside every timed region
         self._probes: OrderedDict[int, tuple[Shard, list[Template | None]]] = OrderedDict()
         self._warned_many = False
+        self._warned_subset = False
         self.indexes = ShardIndexes(ctx.index) if ctx.index is not None else None
 
     # ------------------------------------------------------------------ inputs
@@ -158,6 +159,23 @@ class SearchWorker:
                 s[j] = np.nan
         return s, ~np.isfinite(s)
 
+    def _candidate_scores(self, probe: Template, gallery: list[Template],
+                          idx: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Scores of ``probe`` against an index's candidates ``gallery[idx]``: through the
+        matcher's ``compare_subset`` hook when it has one, else as any list of templates."""
+        subset = getattr(self.matcher, "compare_subset", None)
+        if callable(subset) and idx.size > 1 and not self._warned_subset:
+            try:
+                s = np.asarray(subset(probe, gallery, idx), dtype=np.float64).ravel()
+                if s.shape != (idx.size,):
+                    raise ValueError(f"compare_subset returned {s.size} scores for {idx.size} candidates")
+                return s, ~np.isfinite(s)
+            except Exception as exc:  # the general path attributes each failure
+                log.warning("compare_subset failed (%s: %s); comparing the candidates as a list",
+                            type(exc).__name__, exc)
+                self._warned_subset = True
+        return self._scores(probe, [gallery[j] for j in idx])
+
     # ------------------------------------------------------------------ the unit
     def run(self, b: int, g: int) -> dict[str, Any]:
         t_unit, c_unit = time.perf_counter(), time.thread_time()
@@ -198,11 +216,10 @@ class SearchWorker:
                 found = search_index(index, build_error, probe, len(gallery), self.indexes.settings)
                 cascade.record(i, found, gsubj, mate, len(gallery), time.perf_counter() - t0, time.thread_time() - c0)
                 idx = np.sort(found.positions)
-                targets = [gallery[j] for j in idx]
+                raw, failed = self._candidate_scores(probe, gallery, idx)  # type: ignore[arg-type]
             else:
                 idx = np.arange(len(gallery))
-                targets = gallery  # type: ignore[assignment]
-            raw, failed = self._scores(probe, targets)  # type: ignore[arg-type]
+                raw, failed = self._scores(probe, gallery)  # type: ignore[arg-type]
             seconds[i] = time.perf_counter() - t0
             cpu[i] = time.thread_time() - c0
             s = raw * sign

@@ -83,6 +83,9 @@ HOOKS = {
     "prepare": "prepare(template): build and cache the matcher's own form of a template (MCC's cylinders); "
                "the engine calls it once per template and worker, timed apart from the comparisons",
     "compare_many": "compare_many(probe, gallery) -> one score per gallery template (see BatchMatcher)",
+    "compare_subset": "compare_subset(probe, gallery, positions) -> the scores of compare_many(probe, "
+                      "[gallery[i] for i in positions]); a 1:N cascade calls it with the whole gallery shard and "
+                      "the index's candidates, so the matcher can keep the shard prepared as one block",
 }
 
 
@@ -150,7 +153,7 @@ class Index(Protocol):
 def matcher_hooks(matcher: Any) -> dict[str, bool]:
     """Which of the declared hooks (:data:`HOOKS`) a matcher has, and whether it declares
     its ``compare_many`` batched; recorded with every run."""
-    has = {h: callable(getattr(matcher, h, None)) for h in ("warm_up", "prepare", "compare_many")}
+    has = {h: callable(getattr(matcher, h, None)) for h in ("warm_up", "prepare", "compare_many", "compare_subset")}
     has["batched"] = has["compare_many"] and getattr(matcher, "batched", False) is True
     return has
 

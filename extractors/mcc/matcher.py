@@ -381,6 +381,25 @@ class MccMatcher:
         """Similarity in [0, 1]; 0 when either template has no valid cylinder."""
         return float(self.compare_many(probe, [reference])[0])
 
+    def compare_subset(self, probe: Template, gallery: Sequence[Template], positions: Any) -> np.ndarray:
+        """Similarities of one probe with ``gallery[positions]``, exactly those of
+        :meth:`compare_many` on that subset. With the compiled kernel the whole gallery
+        stays stacked across calls (as in exhaustive 1:N) and only the candidates are
+        compared, so an index's candidates are not stacked again for every probe."""
+        pos = np.asarray(positions, dtype=np.int64).ravel()
+        if pos.size and (pos.min() < 0 or pos.max() >= len(gallery)):
+            raise IndexError(f"positions outside a gallery of {len(gallery)} templates")
+        if self.kernel_in_use != "numba" or pos.size == 0 or len(gallery) < 2:
+            return self.compare_many(probe, [gallery[int(i)] for i in pos])
+        scores = np.zeros(pos.size, dtype=np.float64)
+        a = self._compiled_form(probe)
+        g = self._compiled_gallery(gallery)
+        c = self._compiled_constants()
+        compiled.compare_gallery(a.words, a.counts, a.angles, a.geometry, g.words, g.counts, g.angles, g.geometry,
+                                 g.starts[pos], g.sizes[pos], g.geometry_starts[pos], c.floats, c.ints,
+                                 c.n_pairs_table, scores)
+        return scores
+
     def compare_many(self, probe: Template, gallery: Sequence[Template]) -> np.ndarray:
         """Similarities of one probe with each gallery template (same as compare, exactly)."""
         kernel = self.kernel_in_use

@@ -169,6 +169,12 @@ def _csv_rows(path: Path, text: str) -> Iterable[tuple[int, list[str]]]:
             yield reader.line_num, [cell.strip() for cell in row]
 
 
+def _refuse_unless_forced(path: Path, force: bool) -> None:
+    """An import does not replace a run unless told to."""
+    if not force:
+        raise ScoreImportError(f"{path}: holds a run already; choose another --out or pass --force to replace it")
+
+
 def _table_rows(path: Path, expected: str) -> tuple[list[str], Iterable[tuple[int, list[str]]], str]:
     """The header, the numbered rows and what a row is called ("line", or "row" in Parquet)
     of a CSV or Parquet table (by the ``.parquet`` / ``.pq`` suffix); ``expected`` names the
@@ -648,9 +654,7 @@ def import_scores(s: ImportSettings) -> ImportResult:
     }
     with claim(s.out) as run:
         if run.exists():
-            if not s.force:
-                raise ScoreImportError(f"{run.path}: holds a run already; choose another --out or pass --force "
-                                       f"to replace it")
+            _refuse_unless_forced(run.path, s.force)
             run.remove_own_files()
         write_json(run.manifest, manifest)
         pl.to_csv(run.pairs)
@@ -900,9 +904,7 @@ def import_candidates(s: ImportSettings, protocol: Any = None, images: Any = Non
     }
     with claim(s.out) as run:
         if run.exists():
-            if not s.force:
-                raise ScoreImportError(f"{run.path}: holds a run already; choose another --out or pass --force "
-                                       f"to replace it")
+            _refuse_unless_forced(run.path, s.force)
             for name in CANDIDATE_RUN_FILES:
                 (run.path / name).unlink(missing_ok=True)
         run.path.mkdir(parents=True, exist_ok=True)

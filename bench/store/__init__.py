@@ -361,20 +361,14 @@ def row_fault(row: dict[str, Any], fields: list[str], statuses: tuple[str, ...])
         return "wrong number of fields (a truncated or damaged row)"
     if row["status"] not in statuses:
         return f"unknown status {row['status']!r}"
-    if "score" in row and row["status"] == COMPARISON_OK:
-        try:
-            ok = math.isfinite(float(row["score"]))
-        except ValueError:
-            ok = False
-        if not ok:
-            return f"score {row['score']!r} of a comparison with status ok is not a finite number"
-    if "quality" in row and row["status"] == QUALITY_OK:
-        try:
-            ok = math.isfinite(float(row["quality"]))
-        except ValueError:
-            ok = False
-        if not ok:
-            return f"quality {row['quality']!r} of an image with status ok is not a finite number"
+    for field, ok_status, what in (("score", COMPARISON_OK, "a comparison"), ("quality", QUALITY_OK, "an image")):
+        if field in row and row["status"] == ok_status:
+            try:
+                finite = math.isfinite(float(row[field]))
+            except ValueError:
+                finite = False
+            if not finite:
+                return f"{field} {row[field]!r} of {what} with status ok is not a finite number"
     return None
 
 

@@ -229,7 +229,7 @@ def _run_identification(protocol: IdentificationProtocol, config: Identification
     merge_seconds = time.perf_counter() - t_merge
     metrics = evaluate_identification_run(run, fpir_targets=config.fpir_targets)
     evaluate_index(run)
-    timing = _timing(run, merged, store_info, backend, search_wall, driver_cpu, len(todo), len(units),
+    timing = _timing(merged, store_info, backend, search_wall, driver_cpu, len(todo), len(units),
                      template_seconds, merge_seconds, matcher, gallery)
     write_json(run / "timing.json", timing)
     manifest["status"] = "complete"
@@ -293,7 +293,7 @@ def _check_stores(gallery: TemplateStore, probes: TemplateStore, gbounds, pbound
             "gallery_store_bytes": gallery.bytes_on_disk(), "probe_enrolled": enrolled}
 
 
-def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: Backend, search_wall: float,
+def _timing(merged: dict[str, Any], store: dict[str, Any], backend: Backend, search_wall: float,
             driver_cpu: float, n_run: int, n_units: int, template_seconds: float, merge_seconds: float,
             matcher: Any, gallery: TemplateStore) -> dict[str, Any]:
     """What only the session that ran the search can measure: backend, throughput on all workers,
@@ -301,8 +301,7 @@ def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: B
     the summary's (:func:`bench.metrics.summary.search_speed`), derived from the records."""
     tot = merged["totals"]
     units = merged["units"]
-    searches = res.read_table(run / "searches")
-    n_searches = int(np.asarray(searches["enrolled"], dtype=bool).sum())
+    n_searches = int(np.count_nonzero(store["probe_enrolled"]))  # the searches table's "enrolled" column
     slots = backend.slots()
     comparisons = tot["comparisons"]
 
@@ -361,7 +360,8 @@ def _timing(run: Path, merged: dict[str, Any], store: dict[str, Any], backend: B
                     "matcher (prepare + compare) over slots x wall (below 1 also when the machine is shared)",
         }
     else:
-        out["throughput"] = {"note": "resumed or reused run: wall-clock throughput is not measurable; see the speed in metrics.json"}
+        out["throughput"] = {"note": "resumed or reused run: wall-clock throughput is not measurable; see the "
+                                     "speed in metrics.json"}
     return out
 
 

@@ -43,12 +43,13 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 log = logging.getLogger("benchmarks.indexing")
 
-#: (system name, matcher parameters, index target or None)
+#: (system name, matcher parameters, index target or None, index parameters)
 SYSTEMS = (
-    ("MCC NS=16, exhaustive", {}, None),
-    ("MCC NS=8, exhaustive", {"ns": 8}, None),
-    ("MCC-LSH -> MCC", {}, "extractors.mcc.index:MccLshIndex"),
-    ("MCC-ANN (HNSW) -> MCC", {}, "extractors.mcc.index:MccVectorIndex"),
+    ("MCC NS=16, exhaustive", {}, None, {}),
+    ("MCC NS=8, exhaustive", {"ns": 8}, None, {}),
+    ("MCC-LSH -> MCC", {}, "extractors.mcc.index:MccLshIndex", {}),
+    ("MCC-LSH 256 tables -> MCC", {}, "extractors.mcc.index:MccLshIndex", {"tables": 256}),
+    ("MCC-ANN (HNSW) -> MCC", {}, "extractors.mcc.index:MccVectorIndex", {}),
 )
 
 
@@ -65,11 +66,11 @@ def run_one(size: int, probes: int, system: tuple[str, dict[str, Any], str | Non
     from bench.plugins.loading import PluginSpec
     from bench.store import read_json
 
-    name, mparams, index = system
+    name, mparams, index, iparams = system
     proto = protocol.synthetic(size, probes, protocol.FPVTE_MATED_FRACTION, 1, 0)
     slug = name.split(",")[0].replace(" ", "").replace("->", "+").replace("(", "").replace(")", "")
     out = args.out / f"g{size}-p{probes}" / (slug + (f"@{budget:g}" if index else ""))
-    settings = IndexSettings(PluginSpec.resolve("index", index), budget) if index else None
+    settings = IndexSettings(PluginSpec.resolve("index", index, iparams), budget) if index else None
     config = IdentificationConfig(PluginSpec.resolve("matcher", "extractors.mcc:MccMatcher", mparams), out,
                                   TemplateSources(seed=0, jobs=args.jobs), candidates=args.candidates,
                                   shard_size=args.shard_size, jobs=args.jobs, index=settings)
@@ -192,6 +193,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--shard-size", type=int, default=1000)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--out", type=Path, default=Path("runs/indexing"))
+    ap.add_argument("--systems", nargs="+", choices=[s[0] for s in SYSTEMS], help="only these systems (default all)")
     ap.add_argument("--tables-only", action="store_true", help="redraw the table and figure from indexing.json")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
@@ -204,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
         probes = probes * len(sizes) if len(probes) == 1 else probes
         for size, n in zip(sizes, probes):
             budgets = args.large_budgets if size >= 100_000 else args.budgets
-            for system in SYSTEMS:
+            for system in (s for s in SYSTEMS if not args.systems or s[0] in args.systems):
                 for budget in ([float(b) for b in budgets.split(",")] if system[2] else [1.0]):
                     row = run_one(size, n, system, budget, args)
                     rows = [r for r in rows if (r["gallery"], r["system"], r["budget"]) !=

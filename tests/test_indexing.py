@@ -21,6 +21,7 @@ from bench.identification.sources import TemplateSources
 from bench.metrics import identification as im
 from bench.plugins import Index
 from bench.plugins.loading import PluginSpec
+from bench.template import Template, make_minutiae
 from conftest import source_file
 
 #: Test indexes, in a file of their own so that worker processes import little to load them.
@@ -233,6 +234,50 @@ def test_mcc_lsh_cascade_finds_mates(tmp_path):
     info = json.loads((tmp_path / "lsh" / "index.json").read_text())
     assert info["hit_rate"] >= 0.8 and s.metrics["penetration_rate"] == pytest.approx(18 / 60)
     assert info["work_per_search"] > 0 and info["memory_bytes_per_template"] > 0
+
+
+@pytest.mark.parametrize("params", [{}, {"power": 1.0, "tables": 64}, {"power": 2.5, "bits": 12, "max_bucket": 0.0005}])
+def test_mcc_lsh_compiled_scores_equal_the_numpy_definition(params):
+    from extractors.mcc import compiled
+    from extractors.mcc.index import MccLshIndex, probe_bits
+
+    if not compiled.AVAILABLE:
+        pytest.skip(compiled.UNAVAILABLE_REASON)
+    model = syn.MinutiaeModel()
+    gallery = syn.make_templates(model, 3, [syn.template_id(s, 1) for s in range(1, 301)])
+    probes = syn.make_templates(model, 3, [syn.template_id(s, 2) for s in (1, 150, 300, 400)])
+    idx = MccLshIndex(**params)
+    idx.build(gallery)
+    skipped = 0
+    for probe in probes:
+        cells = probe_bits(probe, idx._params())
+        keys = idx._keys(cells)
+        assert np.array_equal(keys, idx.reference_keys(cells))
+        score, visited = idx.scores(probe)
+        ref_score, ref_visited = idx.reference_scores(keys)
+        assert visited == ref_visited > 0
+        assert np.array_equal(score, ref_score)  # exact: integer counts and the same powers
+        lo = np.searchsorted(idx._sorted_keys, keys[keys != 0])
+        skipped += int((lo == np.searchsorted(idx._sorted_keys, keys[keys != 0], side="right")).sum())
+    assert skipped > 0  # some values are in no kept bucket (absent, or a stop-word bucket dropped)
+    # a probe without a valid cylinder, and an empty gallery, score nothing
+    empty = Template(make_minutiae([], [], []), 300, 300, 500)
+    assert idx.search(empty, 10)[0].size == 0
+    none = MccLshIndex(**params)
+    none.build([])
+    assert none.search(probes[0], 10)[0].size == 0
+
+
+def test_mcc_lsh_mate_of_a_gallery_template_comes_first():
+    from extractors.mcc.index import MccLshIndex
+
+    model = syn.MinutiaeModel()
+    gallery = syn.make_templates(model, 4, [syn.template_id(s, 1) for s in range(1, 201)])
+    idx = MccLshIndex()
+    idx.build(gallery)
+    for i in (0, 99, 199):
+        pos, work = idx.search(gallery[i], 10)
+        assert pos[0] == i and pos.size == 10 and work > 0
 
 
 def test_mcc_vector_index_ranks_the_mate_first_for_its_own_template():

@@ -491,6 +491,111 @@ def local_similarity_matrix(pw, pc, pa, n_a, gw, gc, ga, n_b, floats, ints):
     return out
 
 
+# ------------------------------------------------------------------ LSH collision scores
+_MIX = np.uint64(0x9E3779B97F4A7C15)  # Fibonacci hashing: the multiplier spreads any key's bits
+
+
+@njit(**_JIT)
+def _slot(key, slot_bits):
+    return np.int64((np.uint64(key) * _MIX) >> np.uint64(64 - slot_bits))
+
+
+@njit(**_JIT)
+def lsh_keys(cells, positions, out):
+    """out[i * tables + j]: the hash value of cylinder i (0/1 cells) in table j, the bits
+    at ``positions[j]`` read as an integer (first position lowest), tagged with j above
+    them, or 0 where none of those bits is set (see :meth:`MccLshIndex._keys`)."""
+    tables, bits = positions.shape
+    for i in range(cells.shape[0]):
+        for j in range(tables):
+            value = np.int64(0)
+            for b in range(bits):
+                value |= np.int64(cells[i, positions[j, b]]) << b
+            out[i * tables + j] = (value | (np.int64(j) << bits)) if value != 0 else 0
+
+
+@njit(**_JIT)
+def lsh_directory(sorted_keys, slot_bits):
+    """An open-addressing table (``2 ** slot_bits`` slots, linear probing) from each
+    distinct hash value of ``sorted_keys`` (none 0) to its entries: per slot, the value
+    and ``first << 32 | count`` side by side, one cache line per look-up."""
+    n_slots = np.int64(1) << slot_bits
+    table = np.zeros((n_slots, 2), dtype=np.int64)
+    e = 0
+    while e < sorted_keys.size:
+        key = sorted_keys[e]
+        end = e + 1
+        while end < sorted_keys.size and sorted_keys[end] == key:
+            end += 1
+        h = _slot(key, slot_bits)
+        while table[h, 0] != 0:
+            h = (h + 1) & (n_slots - 1)
+        table[h, 0] = key
+        table[h, 1] = (np.int64(e) << 32) | (end - e)
+        e = end
+    return table
+
+
+@njit(**_JIT)
+def lsh_scores(keys, tables, directory, slot_bits, entries, n_cylinders, n_templates, max_entries, power, score):
+    """The score of every gallery template for one probe (:class:`extractors.mcc.index.MccLshIndex`).
+
+    ``keys`` holds the probe's hash values, ``tables`` per cylinder (0: not indexed). The
+    gallery's bucket entries (``entries``: the cylinder of each and its template) are
+    sorted by hash value, and the ``directory`` of :func:`lsh_directory` finds a value's
+    entries. A probe cylinder's collisions with a gallery cylinder are the tables in which
+    their hash values are equal (a bucket holds a cylinder at most once: the table is part
+    of the value); its contribution to a template is ``c ** power`` for the template's most
+    colliding cylinder, ``c`` collisions. Buckets of more than ``max_entries`` entries are
+    skipped. ``score`` (n_templates float64) receives the sums; returns the entries visited.
+    """
+    n_slots = np.int64(1) << slot_bits
+    # Every bucket first, in one loop of independent look-ups (their cache misses overlap).
+    first = np.zeros(keys.size, dtype=np.int64)
+    count = np.zeros(keys.size, dtype=np.int64)
+    visited = 0
+    for j in range(keys.size):
+        key = keys[j]
+        if key == 0:
+            continue
+        h = _slot(key, slot_bits)
+        while directory[h, 0] != key and directory[h, 0] != 0:
+            h = (h + 1) & (n_slots - 1)
+        n = directory[h, 1] & 0xFFFFFFFF
+        if directory[h, 0] == key and n <= max_entries:
+            first[j] = directory[h, 1] >> 32
+            count[j] = n
+            visited += n
+    weight = np.empty(tables + 1, dtype=np.float64)  # c ** power for c collisions
+    for c in range(tables + 1):
+        weight[c] = np.float64(c) ** power
+    hits = np.zeros(n_cylinders, dtype=np.uint16)  # collisions <= tables <= 32768
+    best = np.zeros(n_templates, dtype=np.uint16)
+    seen = np.empty(n_templates, dtype=np.int32)
+    for t in range(n_templates):
+        score[t] = 0.0
+    for i in range(keys.size // tables):
+        n_seen = 0
+        for j in range(i * tables, (i + 1) * tables):
+            for e in range(first[j], first[j] + count[j]):  # branch-free: which entries raise a best is unpredictable
+                c = entries[e, 0]
+                t = entries[e, 1]
+                n_hits = hits[c] + np.uint16(1)
+                hits[c] = n_hits
+                before = best[t]
+                seen[n_seen] = t
+                n_seen += before == 0
+                best[t] = max(before, n_hits)
+        for j in range(i * tables, (i + 1) * tables):
+            for e in range(first[j], first[j] + count[j]):
+                hits[entries[e, 0]] = 0
+        for u in range(n_seen):
+            t = seen[u]
+            score[t] += weight[best[t]]
+            best[t] = 0
+    return visited
+
+
 # ------------------------------------------------------------------ cylinder creation
 @njit(**_JIT)
 def _wrap64(x):

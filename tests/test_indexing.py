@@ -39,10 +39,20 @@ INDEXES_SOURCE = textwrap.dedent('''
         accepted_formats = ("minutiae",)
         work_unit = "templates scored"
 
-        def __init__(self, fault=""):
+        def __init__(self, fault="", log=""):
             self.fault = fault
+            self.log = log
+
+        def _note(self, what):
+            if self.log:
+                with open(self.log, "a") as f:
+                    f.write(what + "\\n")
+
+        def warm_up(self):
+            self._note("warm_up")
 
         def build(self, gallery):
+            self._note("build")
             if self.fault == "build":
                 raise RuntimeError("cannot build")
             self.counts = np.array([len(t) for t in gallery])
@@ -89,6 +99,19 @@ def run(tmp: Path, name: str, index: IndexSettings | None, p=None, matcher: Plug
     cfg = IdentificationConfig(matcher, tmp / name, TemplateSources(seed=0, jobs=1), candidates=5, probe_batch=6,
                                jobs=1, index=index, **kw)
     return run_identification(p or small_protocol(), cfg, LocalBackend(jobs=1))
+
+
+def test_an_index_is_warmed_up_once_per_worker_before_its_first_build(tmp_path):
+    from bench.identification.cascade import ShardIndexes
+
+    log = tmp_path / "calls.txt"
+    shards = ShardIndexes(IndexSettings(count_index(log=str(log)), penetration=0.5))
+    gallery = syn.make_templates(syn.MinutiaeModel(), 0, [syn.template_id(s, 1) for s in range(1, 5)])
+    for g in (0, 1, 0, 2):
+        index, error, cost = shards.get(g, gallery)
+        assert index is not None and not error
+    # shard 0 is still kept when it comes back; the warm-up is not part of any build's cost
+    assert log.read_text().split() == ["warm_up", "build", "build", "build"]
 
 
 # ----------------------------------------------------------------- the checks of an answer

@@ -38,6 +38,7 @@ from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from bench.plugins import warm_up
 from bench.plugins.loading import PluginSpec
 from bench.template import Template
 
@@ -140,6 +141,7 @@ class ShardIndexes:
     def __init__(self, settings: IndexSettings) -> None:
         self.settings = settings
         self._built: OrderedDict[int, tuple[Any, str]] = OrderedDict()
+        self._warmed = False
 
     def get(self, g: int, gallery: Sequence[Template]) -> tuple[Any, str, dict[str, float]]:
         """The index of shard ``g`` (None when its build failed), the build error, and the
@@ -148,11 +150,18 @@ class ShardIndexes:
         if hit is not None:
             self._built.move_to_end(g)
             return hit[0], hit[1], {"seconds": 0.0, "cpu_seconds": 0.0, "memory_bytes": 0.0, "built": 0.0}
-        t0, c0 = time.perf_counter(), time.thread_time()
         index, error = None, ""
         try:
             index = self.settings.spec.build()
-            index.build(list(gallery))
+        except Exception as exc:
+            error = f"the constructor failed: {type(exc).__name__}: {exc}"
+        if index is not None and not self._warmed:  # one-time set-up (compilation), outside the timed build
+            warm_up(index, self.settings.spec.name)
+            self._warmed = True
+        t0, c0 = time.perf_counter(), time.thread_time()
+        try:
+            if index is not None:
+                index.build(list(gallery))
         except Exception as exc:
             index, error = None, f"build() failed: {type(exc).__name__}: {exc}"
         cost = {"seconds": time.perf_counter() - t0, "cpu_seconds": time.thread_time() - c0,

@@ -131,7 +131,9 @@ class Index(Protocol):
     distinct positions, best first, and the work it did, in a unit the index names in
     ``work_unit`` (hash-bucket entries visited, distances computed...). A template it does
     not return is not compared: a mate it leaves out is a miss. An optional
-    ``memory_bytes()`` reports the built index's size (else the harness counts its arrays).
+    ``memory_bytes()`` reports the built index's size (else the harness counts its arrays);
+    an optional ``warm_up()`` (one-time set-up, such as compiling a kernel) is called once
+    per worker before its first ``build``, outside the timed build and searches.
 
     Attributes:
         version: version string of the algorithm.

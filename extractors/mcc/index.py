@@ -175,6 +175,9 @@ class MccLshIndex:
         # each bucket entry's cylinder and template side by side (one cache line per bucket)
         self._entries = np.ascontiguousarray(np.stack([members, owner[members]], axis=1))
         self._owner = owner
+        if self._entries.shape[0] >= 1 << 31:  # the directory keeps an entry's position in 31 bits
+            raise ValueError(f"{self._entries.shape[0]:,} bucket entries exceed one index's 2**31: "
+                             f"use smaller gallery shards or fewer tables")
         if compiled.AVAILABLE:
             distinct = int((sizes <= self._max_entries()).sum())
             self._slot_bits = max(4, int(math.ceil(math.log2(1.5 * distinct + 1))))

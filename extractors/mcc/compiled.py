@@ -927,14 +927,21 @@ def _offsets(radius: float, ns: int) -> np.ndarray:
     return _OFFSETS[key]
 
 
-def warm_up(matcher) -> None:
-    """Compile the kernels, or load them from numba's disk cache, with one small comparison,
-    so that no timed call pays for it (the harness calls ``Matcher.warm_up`` first)."""
+def warm_up_templates():
+    """Two small templates of the same finger (16 minutiae on a grid, the second moved a
+    little): what the warm-ups of the compiled matcher and index run on."""
     from bench.template import Template, make_minutiae
 
     k = np.arange(16, dtype=np.float64)
     minutiae = make_minutiae(60 + 25 * (k % 4) + 3 * (k // 4), 60 + 25 * (k // 4), 0.4 * k)
     a = Template(minutiae, 300, 300, 500)
     b = Template(make_minutiae(minutiae["x"] + 4, minutiae["y"] - 3, minutiae["angle"] + 0.05), 300, 300, 500)
+    return a, b
+
+
+def warm_up(matcher) -> None:
+    """Compile the kernels, or load them from numba's disk cache, with one small comparison,
+    so that no timed call pays for it (the harness calls ``Matcher.warm_up`` first)."""
+    a, b = warm_up_templates()
     matcher.compare_many(a, [a, b])
     matcher.compare(a, b)

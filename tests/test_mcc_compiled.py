@@ -259,3 +259,21 @@ def test_compare_subset_gives_the_scores_of_compare_many_on_the_subset(kernel):
         assert np.array_equal(m.compare_subset(probe, gallery, positions), m.compare_many(probe, subset))
     with pytest.raises(IndexError, match="outside a gallery of 80"):
         m.compare_subset(probe, gallery, [80])
+
+
+@pytest.mark.parametrize("kernel", ["numba", "numpy"])
+def test_the_kept_gallery_follows_the_templates_it_is_given(kernel):
+    # the stacked gallery is reused only while the very same Template objects come back:
+    # a list changed in place, or another list of the same length, is stacked again
+    rng = np.random.default_rng(8)
+    gallery = [random_template(rng, 30) for _ in range(6)]
+    m, fresh = MccMatcher(kernel=kernel), MccMatcher(kernel=kernel)
+    probe = perturbed(rng, gallery[2])
+    first = m.compare_many(probe, gallery)
+    assert np.array_equal(m.compare_many(probe, gallery), first)
+    gallery[2] = random_template(rng, 30)  # same list object, one template replaced
+    changed = m.compare_many(probe, gallery)
+    assert changed[2] != first[2] and np.array_equal(changed, fresh.compare_many(probe, gallery))
+    other = [random_template(rng, 30) for _ in range(6)]  # same length, other templates
+    assert np.array_equal(m.compare_many(probe, other), fresh.compare_many(probe, other))
+    assert np.array_equal(m.compare_subset(probe, gallery, [2, 4]), fresh.compare_many(probe, [gallery[2], gallery[4]]))

@@ -33,6 +33,7 @@ templates' cylinder counts, so a comparison gives bit-for-bit the same score thr
 from __future__ import annotations
 
 import math
+import operator
 import weakref
 from collections import defaultdict
 from dataclasses import dataclass
@@ -289,18 +290,18 @@ class MccMatcher:
         return cached[1]
 
     def _last_gallery(self, kind: str, gallery: Sequence[Template], build: Callable[[], Any]) -> Any:
-        """``build()``'s result for this gallery, kept (one per ``kind``) for as long as the
-        same Template objects come back: repeated 1:N calls against one gallery."""
+        """``build()``'s result for this gallery, kept (one per ``kind``, with the Template
+        objects it was built from) for as long as the same objects come back: repeated 1:N
+        calls against one gallery, and a cascade's candidates of one shard. The check is
+        one identity comparison per template in C (15 us for 1,000 templates)."""
         _, stacks = self._caches()
-        key = (tuple(id(t) for t in gallery), str(self.device))
+        device = str(self.device)
         cached = stacks.get(kind)
-        if cached is not None and cached[0] == key and all(r() is t for r, t in zip(cached[1], gallery)):
+        if (cached is not None and cached[0] == device and len(cached[1]) == len(gallery)
+                and all(map(operator.is_, cached[1], gallery))):
             return cached[2]
         value = build()
-        try:
-            stacks[kind] = (key, [weakref.ref(t) for t in gallery], value)
-        except TypeError:  # not weak-referenceable: not kept
-            pass
+        stacks[kind] = (device, list(gallery), value)
         return value
 
     def _compiled_stack(self, gallery: Sequence[Template]) -> compiled.Prepared:
